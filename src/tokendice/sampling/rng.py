@@ -1,0 +1,66 @@
+"""Drawing the next token: per-sample counter-based streams, or torch's global generator.
+
+Per-sample mode gives sample i at step t the uniform number u(seed, i, t), a
+SplitMix64 hash of the three integers. The draw is the inverse CDF of the
+sampling distribution at u, so sample i is the same whether it ran alone, in a
+batch of 1,000, or after a resume. Torch mode calls `torch.multinomial` on the
+probabilities, exactly as transformers' `generate` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK
+        return x ^ (x >> np.uint64(31))
+
+
+def stream_hash(seed: int, *keys: np.ndarray | int) -> np.ndarray:
+    """A 64-bit hash of (seed, *keys), vectorised over array keys."""
+    h = _splitmix64(np.asarray([seed], dtype=np.uint64))
+    for key in keys:
+        h = _splitmix64(h ^ np.asarray(key, dtype=np.uint64))
+    return h
+
+
+def uniforms(seed: int, sample_ids: np.ndarray, step: int) -> np.ndarray:
+    """u(seed, i, step) in [0, 1) for each sample id i, as float64."""
+    h = stream_hash(seed, np.asarray(sample_ids, dtype=np.uint64), step)
+    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+
+
+def inverse_cdf(probs: torch.Tensor, u: np.ndarray) -> torch.Tensor:
+    """Index of the first token whose cumulative probability exceeds u times the total."""
+    cdf = probs.double().cumsum(dim=-1)
+    total = cdf[:, -1:]
+    target = torch.from_numpy(u).reshape(-1, 1) * total
+    idx = torch.searchsorted(cdf, target, right=True).squeeze(1)
+    # u * total can round up to total; fall back to the last token with mass.
+    last_positive = probs.shape[-1] - 1 - torch.argmax((probs.flip(-1) > 0).int(), dim=-1)
+    return torch.minimum(idx, last_positive)
+
+
+def draw(
+    processed_logits: torch.Tensor,
+    greedy: bool,
+    mode: str,
+    seed: int = 0,
+    sample_ids: np.ndarray | None = None,
+    step: int = 0,
+) -> torch.Tensor:
+    """Choose one token per row from the sampling distribution given by `processed_logits`."""
+    if greedy:
+        return torch.argmax(processed_logits, dim=-1)
+    probs = torch.softmax(processed_logits, dim=-1)
+    if mode == "torch":
+        return torch.multinomial(probs, num_samples=1).squeeze(1)
+    assert sample_ids is not None, "per-sample mode needs sample ids"
+    return inverse_cdf(probs, uniforms(seed, sample_ids, step))
