@@ -18,7 +18,7 @@ from tokendice.params import NOTEBOOK_PARAMS, RandomSpec, SamplingParams
 
 __version__ = "0.1.0"
 
-_API = ("trace", "get_engine")
+_API = ("trace", "get_engine", "audit", "agreement", "diff")
 
 
 def __getattr__(name: str):

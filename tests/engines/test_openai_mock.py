@@ -94,14 +94,25 @@ def test_every_sampler_parameter_is_sent_explicitly() -> None:
     e.generate("hi", GREEDY, seed=None, sample_id=0)
     greedy = server.bodies()[1]
     assert greedy["temperature"] == 0.0 and "seed" not in greedy
+    assert greedy["top_k"] == 0  # llama-cpp-python's "off" (it rejects -1)
+
+
+def test_vllm_is_detected_and_gets_its_own_top_k_off() -> None:
+    vllm = {"object": "list", "data": [{"id": "smollm2-135m", "owned_by": "vllm"}]}
+    server = Server(models=vllm)
+    e = engine(server)
+    e.generate("hi", GREEDY, seed=0, sample_id=0)
+    assert server.bodies()[0]["top_k"] == -1
+    assert e.describe()["server"] == "vllm" and e.logprobs_distribution == "raw"
+    assert "logprobs-mode" in e.describe()["logprobs_distribution"]["source"]
 
 
 def test_chat_endpoint_body_and_parsing() -> None:
-    content = [
-        {"token": "Hi", "logprob": -0.1, "id": 17, "top_logprobs": [{"token": "Hi", "logprob": -0.1}, {"token": "Hey", "logprob": -2.5}]},
-        {"token": "!", "logprob": -0.3, "id": 18, "top_logprobs": [{"token": "!", "logprob": -0.3}]},
-    ]
-    body = {"model": "smollm2-135m", "choices": [{"message": {"role": "assistant", "content": "Hi!"}, "logprobs": {"content": content}, "finish_reason": "stop"}]}
+    hi, hey, bang = ({"token": t, "logprob": lp} for t, lp in (("Hi", -0.1), ("Hey", -2.5), ("!", -0.3)))
+    content = [{**hi, "id": 17, "top_logprobs": [hi, hey]}, {**bang, "id": 18, "top_logprobs": [bang]}]
+    message = {"role": "assistant", "content": "Hi!"}
+    choice = {"message": message, "logprobs": {"content": content}, "finish_reason": "stop"}
+    body = {"model": "smollm2-135m", "choices": [choice]}
     server = Server([(200, body)])
     e = engine(server, endpoint="chat")
     c = e.generate("hello", GREEDY, seed=1, sample_id=0, top_logprobs=2)

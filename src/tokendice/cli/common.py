@@ -82,3 +82,39 @@ def check_prompt(prompt: str) -> None:
 
 def progress_enabled(args: argparse.Namespace) -> bool:
     return not getattr(args, "json", False) and sys.stderr.isatty()
+
+
+def add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=None, help="run store file (default $TOKENDICE_DB or ~/.local/share/tokendice/tokendice.db)")
+
+
+def open_store(args: argparse.Namespace):
+    from tokendice.store import Store
+
+    return Store(getattr(args, "db", None))
+
+
+def read_prompts_file(path: str) -> list[str]:
+    """One prompt a line, or JSONL objects with a "prompt" field; blank lines are skipped."""
+    import json
+
+    from tokendice.errors import ParameterError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f if line.strip()]
+    except OSError as exc:
+        raise ParameterError(f"cannot read prompts file {path}: {exc.strerror}") from exc
+    prompts = []
+    for number, line in enumerate(lines, 1):
+        if line.lstrip().startswith("{"):
+            try:
+                item = json.loads(line)
+                prompts.append(str(item["prompt"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ParameterError(f"{path}:{number}: expected a JSON object with a \"prompt\" field") from exc
+        else:
+            prompts.append(line)
+    if not prompts:
+        raise ParameterError(f"{path} holds no prompts")
+    return prompts

@@ -72,6 +72,14 @@ class Engine(Protocol):
         ...
 
 
+@runtime_checkable
+class MergingEngine(Engine, Protocol):
+    """An engine that can also stack the rows of several states into one batch
+    (sequences of different lengths), so forks of different prefixes share a forward pass."""
+
+    def merge(self, states: Sequence[EngineState]) -> EngineState: ...
+
+
 def as_rows(rows: torch.Tensor | Sequence[int]) -> torch.Tensor:
     """Normalise a row selection to a 1-D int64 tensor."""
     return torch.as_tensor(rows, dtype=torch.long).reshape(-1)

@@ -10,8 +10,9 @@ own (DESIGN.md: llama-cpp-python's default repeat_penalty 1.1 under temperature 
 from __future__ import annotations
 
 import math
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
 from tokendice.params import SamplingParams
 from tokendice.sampling.rng import stream_hash
@@ -115,6 +116,47 @@ class BlackBoxEngine(Protocol):
     ) -> Iterator[BlackBoxCompletion]: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+T = TypeVar("T")
+
+
+def completed_first(
+    fn: Callable[[int], T], ids: Iterable[int], concurrency: int, on_result: Callable[[T], None] | None = None
+) -> Iterator[T]:
+    """`fn(i)` for every id, at most `concurrency` calls in flight (threads), yielded
+    as they complete. After a failure no new call starts; the calls in flight are
+    still yielded if they succeed (so a caller can store them), then the first
+    failure is raised."""
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="tokendice-blackbox")
+    todo = iter(ids)
+    pending: set[Future[T]] = set()
+    failure: BaseException | None = None
+
+    def submit() -> None:
+        for i in todo:
+            pending.add(pool.submit(fn, i))
+            return
+
+    try:
+        for _ in range(concurrency):
+            submit()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                pending.discard(fut)
+                if fut.exception() is not None:
+                    failure = failure or fut.exception()
+                    continue
+                if on_result is not None:
+                    on_result(fut.result())
+                yield fut.result()
+                if failure is None:
+                    submit()
+        if failure is not None:
+            raise failure
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_consistency(

@@ -121,6 +121,9 @@ class FakeEngine:
     def select(self, state: EngineState, rows: torch.Tensor) -> EngineState:
         return self._state([state.payload[int(r)] for r in as_rows(rows)])
 
+    def merge(self, states: Sequence[EngineState]) -> EngineState:
+        return self._state([row for s in states for row in s.payload])
+
     def describe(self) -> dict[str, Any]:
         return {"engine": self.name, "model": self.model_id, "vocab_size": self.tokenizer.vocab_size}
 

@@ -135,6 +135,28 @@ class HFEngine:
         payload = _HFPayload(cache=cache, mask=p.mask[rows], ids=p.ids[rows], logits=p.logits[rows])
         return EngineState(batch_size=len(rows), lengths=state.lengths[rows], payload=payload)
 
+    def merge(self, states: Sequence[EngineState]) -> EngineState:
+        """Stack the rows of several states into one, left-padding shorter sequences."""
+        if len(states) == 1:
+            return states[0]
+        width = max(s.payload.mask.shape[1] for s in states)
+        pads = [width - s.payload.mask.shape[1] for s in states]
+        pad_seq = lambda t, n: torch.nn.functional.pad(t, (0, 0, n, 0))  # noqa: E731  [b, heads, seq, dim]
+        cache = None
+        if self.use_cache:
+            cache = copy.copy(states[0].payload.cache)
+            cache.layers = []
+            for i, layer in enumerate(states[0].payload.cache.layers):
+                merged = copy.copy(layer)
+                merged.keys = torch.cat([pad_seq(s.payload.cache.layers[i].keys, n) for s, n in zip(states, pads)])
+                merged.values = torch.cat([pad_seq(s.payload.cache.layers[i].values, n) for s, n in zip(states, pads)])
+                cache.layers.append(merged)
+        mask = torch.cat([torch.nn.functional.pad(s.payload.mask, (n, 0)) for s, n in zip(states, pads)])
+        ids = torch.cat([torch.nn.functional.pad(s.payload.ids, (n, 0), value=self.pad_id) for s, n in zip(states, pads)])
+        logits = torch.cat([s.payload.logits for s in states])
+        lengths = torch.cat([s.lengths for s in states])
+        return EngineState(len(lengths), lengths, _HFPayload(cache=cache, mask=mask, ids=ids, logits=logits))
+
     def describe(self) -> dict[str, Any]:
         return {
             "engine": self.name,

@@ -1,21 +1,25 @@
 """The llama.cpp engine (white-box): raw logits from a GGUF file through llama-cpp-python.
 
 A llama.cpp context holds one token sequence in its KV cache, so this engine
-keeps no KV cache per row. Each row of an `EngineState` is its token sequence;
-`logits` evaluates the distinct rows one by one, in sorted order, and each
-evaluation reuses the KV cache for the longest prefix it shares with the
-sequence evaluated before (llama.cpp drops the cache past that point and
-evaluates only the rest). Logits are memoised on the state, and for recently
-seen sequences on the engine, so `select` (which only copies rows) and duplicated
-rows cost nothing.
+keeps no KV cache per row. Each row of an `EngineState` is its token sequence
+(and where its prompt ends); `logits` evaluates the distinct rows one by one, in
+sorted order, each reusing the KV cache of the prefix it shares with the row
+evaluated before (llama.cpp drops the cache past that point). Logits are memoised
+on the state, and for recently seen rows on the engine, so `select` (which only
+copies rows) and duplicated rows cost nothing.
+
+Evaluation schedule: a row's prompt as one batch from position 0, then every
+later token one at a time, as llama.cpp's own generation (and its server) does.
+llama.cpp's kernels are not batch-invariant (on the embedded model, a 6-token
+prompt evaluated as 5 + 1 tokens moves a logit by 0.6), so a fixed schedule is
+what makes a row's logits a function of its prompt and continuation alone, the
+same whichever rows were evaluated before it.
 
 Cost of one `logits` call: for each distinct row, the tokens after its common
-prefix with the previous row in sorted order. Rows that share a prompt pay for it
-once; B rows that diverged k tokens ago cost about B·k token evaluations per step
-(a batched KV cache, like the hf engine's, costs B). Correct first, not fast.
-
-llama.cpp's kernels are not batch-invariant: a sequence evaluated in one chunk or
-token by token can differ in the last bits of its logits (what `audit` measures).
+prefix with the previous row (the whole prompt again if the prompts differ).
+Rows sharing a prompt pay for it once; B rows that diverged k tokens ago cost
+about B·k single-token evaluations per step (a batched KV cache, like the hf
+engine's, costs B). Correct first, not fast.
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from tokendice.engines.embedded import DEFAULT_MODEL, gguf_path, is_embedded
 from tokendice.errors import EngineError, EngineUnavailableError, ModelNotFoundError, ParameterError
 
 MEMO_SIZE = 256
-"""Sequences whose logits the engine remembers (each holds vocab_size floats)."""
+"""Rows whose logits the engine remembers (each holds vocab_size floats)."""
+
+Row = tuple[tuple[int, ...], int]
+"""A row: its token sequence and the length of its prompt (evaluated as one batch)."""
 
 
 def _import_llama_cpp() -> Any:
@@ -100,9 +107,11 @@ class LlamaCppEngine:
         llama_cpp = _import_llama_cpp()
         self.model_id = model or DEFAULT_MODEL
         self.model_path = _resolve(model)
-        self.n_threads = n_threads or os.cpu_count() or 1
         self.n_ctx = n_ctx
         self.seed = seed
+        # llama-cpp-python's default for generation (half the CPUs: physical cores
+        # on SMT machines), for prompt batches too, so every evaluation uses the same.
+        self.n_threads = n_threads or max((os.cpu_count() or 2) // 2, 1)
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(self.model_path),
@@ -119,7 +128,8 @@ class LlamaCppEngine:
         self.tokenizer = LlamaCppTokenizer(self._llm)
         self.vocab_size = self.tokenizer.vocab_size
         self._rewindable = not _is_recurrent(llama_cpp, self._llm)
-        self._memo: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
+        self._memo: OrderedDict[Row, torch.Tensor] = OrderedDict()
+        self._loaded_prompt_len = -1  # prompt length of the sequence in llama.cpp's KV cache
         self.evaluated_tokens = 0  # tokens llama.cpp has evaluated: a cost counter
 
     # -- Engine protocol -------------------------------------------------------------
@@ -127,25 +137,25 @@ class LlamaCppEngine:
     def prefill(self, prompts: Sequence[Sequence[int]]) -> EngineState:
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ParameterError("every prompt needs at least one token")
-        return self._state([tuple(int(t) for t in p) for p in prompts])
+        return self._state([(tuple(int(t) for t in p), len(p)) for p in prompts])
 
     def logits(self, state: EngineState) -> torch.Tensor:
         rows: _Rows = state.payload
         if rows.logits is None:
-            computed = {seq: self._sequence_logits(seq) for seq in sorted(set(rows.seqs))}
-            rows.logits = torch.stack([computed[seq] for seq in rows.seqs])
+            computed = {key: self._row_logits(*key) for key in sorted(set(rows.keys))}
+            rows.logits = torch.stack([computed[key] for key in rows.keys])
         return rows.logits
 
     def extend(self, state: EngineState, tokens: torch.Tensor) -> EngineState:
         matrix = as_token_matrix(tokens, state.batch_size).tolist()
-        return self._state([seq + tuple(new) for seq, new in zip(state.payload.seqs, matrix)])
+        return self._state([(seq + tuple(new), p) for (seq, p), new in zip(state.payload.keys, matrix)])
 
     def select(self, state: EngineState, rows: torch.Tensor) -> EngineState:
         idx = as_rows(rows)
         old: _Rows = state.payload
-        seqs = [old.seqs[int(i)] for i in idx]
+        keys = [old.keys[int(i)] for i in idx]
         logits = old.logits[idx] if old.logits is not None else None
-        return EngineState(len(seqs), state.lengths[idx], _Rows(seqs, logits))
+        return EngineState(len(keys), state.lengths[idx], _Rows(keys, logits))
 
     def describe(self) -> dict[str, Any]:
         meta = self._llm.metadata
@@ -160,39 +170,45 @@ class LlamaCppEngine:
             "n_batch": int(self._llm.n_batch),
             "seed": self.seed,
             "vocab_size": self.vocab_size,
-            "evaluation": "row by row, reusing the KV cache of the longest common prefix",
+            "evaluation": "row by row: prompt as one batch, then one token at a time; common prefixes reused",
         }
 
     # -- internals ---------------------------------------------------------------------
 
-    def _state(self, seqs: list[tuple[int, ...]]) -> EngineState:
-        too_long = max(len(s) for s in seqs) if seqs else 0
-        if too_long > self.n_ctx:
-            raise ParameterError(f"sequence of {too_long} tokens exceeds the context size n_ctx={self.n_ctx}")
-        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-        return EngineState(len(seqs), lengths, _Rows(seqs, None))
+    def _state(self, keys: list[Row]) -> EngineState:
+        longest = max((len(seq) for seq, _ in keys), default=0)
+        if longest > self.n_ctx:
+            raise ParameterError(f"sequence of {longest} tokens exceeds the context size n_ctx={self.n_ctx}")
+        lengths = torch.tensor([len(seq) for seq, _ in keys], dtype=torch.long)
+        return EngineState(len(keys), lengths, _Rows(keys, None))
 
-    def _sequence_logits(self, seq: tuple[int, ...]) -> torch.Tensor:
-        cached = self._memo.get(seq)
+    def _row_logits(self, seq: tuple[int, ...], prompt_len: int) -> torch.Tensor:
+        key = (seq, prompt_len)
+        cached = self._memo.get(key)
         if cached is not None:
-            self._memo.move_to_end(seq)
+            self._memo.move_to_end(key)
             return cached
         llm = self._llm
-        loaded = llm.input_ids[: llm.n_tokens]
-        keep = _common_prefix(loaded, seq, limit=len(seq) - 1)
-        if not self._rewindable and keep < llm.n_tokens:
-            keep = 0  # recurrent state cannot be rolled back: start again
-            llm.reset()
-        # Llama.eval removes the KV cache past n_tokens before evaluating.
-        llm.n_tokens = keep
+        keep = 0
+        if self._loaded_prompt_len == prompt_len:  # the KV cache follows the same schedule
+            keep = _common_prefix(llm.input_ids[: llm.n_tokens], seq, limit=len(seq) - 1)
+        if keep < prompt_len or (not self._rewindable and keep < llm.n_tokens):
+            keep = 0  # a prompt is only ever evaluated whole; recurrent state cannot rewind
         try:
-            llm.eval(list(seq[keep:]))
+            llm.n_tokens = keep  # Llama.eval drops the KV cache past n_tokens
+            if keep == 0:
+                llm.reset()
+                llm.eval(list(seq[:prompt_len]))
+            for token in seq[max(keep, prompt_len) :]:
+                llm.eval([token])
         except RuntimeError as exc:
             llm.reset()
+            self._loaded_prompt_len = -1
             raise EngineError(f"llama.cpp failed to evaluate a sequence of {len(seq)} tokens: {exc}") from exc
+        self._loaded_prompt_len = prompt_len
         self.evaluated_tokens += len(seq) - keep
         logits = self._last_logits()
-        self._memo[seq] = logits
+        self._memo[key] = logits
         if len(self._memo) > MEMO_SIZE:
             self._memo.popitem(last=False)
         return logits
@@ -204,12 +220,12 @@ class LlamaCppEngine:
 
 
 class _Rows:
-    """Per-row token sequences, and their logits once computed (a memo, filled in place)."""
+    """Per-row keys, and their logits once computed (a memo, filled in place)."""
 
-    __slots__ = ("seqs", "logits")
+    __slots__ = ("keys", "logits")
 
-    def __init__(self, seqs: list[tuple[int, ...]], logits: torch.Tensor | None) -> None:
-        self.seqs = seqs
+    def __init__(self, keys: list[Row], logits: torch.Tensor | None) -> None:
+        self.keys = keys
         self.logits = logits
 
 

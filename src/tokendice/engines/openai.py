@@ -13,7 +13,6 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ from tokendice.engines.blackbox import (
     OWNED_BY,
     SERVERS,
     BlackBoxCompletion,
+    completed_first,
     request_seed,
 )
 from tokendice.errors import EngineUnavailableError, ParameterError, ServerError
@@ -125,7 +125,9 @@ class OpenAIEngine:
         still yielded before the ServerError is raised."""
         self._check_request(params, top_logprobs)
         self.verify()
-        return self._many(prompt, params, seed, list(sample_ids), top_logprobs, on_result)
+        return completed_first(
+            lambda sid: self.generate(prompt, params, seed, sid, top_logprobs), sample_ids, self.concurrency, on_result
+        )
 
     def request_body(self, prompt: str, params: SamplingParams, seed: int | None, top_logprobs: int = 5) -> dict[str, Any]:
         """The JSON body sent for one completion (what a manifest records, prompt aside)."""
@@ -152,13 +154,15 @@ class OpenAIEngine:
         }
         if self.sampler_extensions:
             # Names differ per server; each ignores the others' (vLLM with a warning).
-            # llama.cpp penalises the last repeat_last_n tokens (64 by default),
-            # transformers and vLLM the whole prompt and output.
             fields.update(
-                top_k=params.top_k,  # 0 = off for llama.cpp, llama-cpp-python and vLLM
+                # "off" is 0 for llama-cpp-python (it rejects -1), -1 for vLLM < 0.8 and SGLang.
+                top_k=params.top_k or (0 if self.server == "llama-cpp-python" else -1),
                 min_p=params.min_p,
                 repetition_penalty=params.repetition_penalty,  # vLLM, SGLang
                 repeat_penalty=params.repetition_penalty,  # llama.cpp, llama-cpp-python (default 1.1!)
+                # llama.cpp's server penalises the last 64 tokens unless told -1 (the whole
+                # context, as transformers and vLLM do); llama-cpp-python always uses 64.
+                repeat_last_n=-1,
                 typical_p=1.0,
                 mirostat_mode=0,
             )
@@ -218,47 +222,6 @@ class OpenAIEngine:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _many(
-        self,
-        prompt: str,
-        params: SamplingParams,
-        seed: int | None,
-        ids: list[int],
-        top_logprobs: int,
-        on_result: Callable[[BlackBoxCompletion], None] | None,
-    ) -> Iterator[BlackBoxCompletion]:
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tokendice-openai")
-        todo = iter(ids)
-        pending: set[Future[BlackBoxCompletion]] = set()
-        failure: BaseException | None = None
-
-        def submit() -> None:
-            for sid in todo:
-                pending.add(pool.submit(self.generate, prompt, params, seed, sid, top_logprobs))
-                return
-
-        try:
-            for _ in range(self.concurrency):
-                submit()
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    pending.discard(fut)
-                    exc = fut.exception()
-                    if exc is not None:
-                        failure = failure or exc
-                        continue
-                    result = fut.result()
-                    if on_result is not None:
-                        on_result(result)
-                    yield result
-                    if failure is None:
-                        submit()
-            if failure is not None:
-                raise failure
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
     def _check_request(self, params: SamplingParams, top_logprobs: int) -> None:
         self._check_params(params)
         if not (isinstance(top_logprobs, int) and 0 <= top_logprobs <= MAX_TOP_LOGPROBS):
@@ -273,9 +236,9 @@ class OpenAIEngine:
                 "set it to 0, or use a white-box engine (hf, llamacpp)"
             )
         if not self.sampler_extensions:
-            unsupported = [n for n, off in (("top_k", params.top_k == 0), ("min_p", params.min_p == 0),
-                                            ("repetition_penalty", params.repetition_penalty == 1.0),
-                                            ("stop_at_eos", params.stop_at_eos)) if not off]
+            neutral = {"top_k": params.top_k == 0, "min_p": params.min_p == 0,
+                       "repetition_penalty": params.repetition_penalty == 1.0, "stop_at_eos": params.stop_at_eos}
+            unsupported = [name for name, ok in neutral.items() if not ok]
             if unsupported:
                 raise ParameterError(f"{', '.join(unsupported)} cannot be sent to this server (OpenAI API)")
 

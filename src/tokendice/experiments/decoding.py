@@ -7,7 +7,7 @@ rows that finish are dropped from the batch at once, so no work is spent on them
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -47,22 +47,28 @@ def decode(
     sample_ids: Sequence[int],
     batch_size: int = 256,
     observer: StepObserver | None = None,
-    progress: Callable[[int], None] | None = None,
 ) -> list[Completion]:
     """Generate one completion per sample id for a single prompt."""
+    return [c for chunk in decode_chunks(engine, prompt_ids, params, rng, sample_ids, batch_size, observer) for c in chunk]
+
+
+def decode_chunks(
+    engine: Engine,
+    prompt_ids: Sequence[int],
+    params: SamplingParams,
+    rng: RandomSpec,
+    sample_ids: Sequence[int],
+    batch_size: int = 256,
+    observer: StepObserver | None = None,
+) -> Iterator[list[Completion]]:
+    """Like `decode`, yielding each batch of completions as soon as it is done."""
     base = engine.prefill([list(prompt_ids)])
     prompt = torch.as_tensor([list(prompt_ids)], dtype=torch.long)
-    results: list[Completion] = []
     ids = np.asarray(list(sample_ids), dtype=np.int64)
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
         rows = torch.zeros(len(chunk), dtype=torch.long)
-        state = engine.select(base, rows)
-        done = decode_batch(engine, state, prompt[rows], chunk, params, rng, observer)
-        results.extend(done)
-        if progress is not None:
-            progress(len(done))
-    return results
+        yield decode_batch(engine, engine.select(base, rows), prompt[rows], chunk, params, rng, observer)
 
 
 def decode_batch(
@@ -94,12 +100,13 @@ def decode_batch(
         model_lp = _chosen_logprob(raw, chosen)
         sampling_lp = _chosen_logprob(processed, chosen)
         finished = torch.isin(chosen, eos) if params.stop_at_eos else torch.zeros_like(chosen, dtype=torch.bool)
-        for r, row in enumerate(active.tolist()):
+        rows = zip(active.tolist(), chosen.tolist(), model_lp.tolist(), sampling_lp.tolist(), finished.tolist())
+        for row, token, model_logprob, sampling_logprob, is_finished in rows:
             c = completions[row]
-            c.tokens.append(int(chosen[r]))
-            c.model_logprobs.append(float(model_lp[r]))
-            c.sampling_logprobs.append(float(sampling_lp[r]))
-            if finished[r]:
+            c.tokens.append(token)
+            c.model_logprobs.append(model_logprob)
+            c.sampling_logprobs.append(sampling_logprob)
+            if is_finished:
                 c.finish_reason = "eos"
         if step == params.max_new_tokens - 1 or bool(finished.all()):
             break

@@ -1,0 +1,101 @@
+"""The controls of a determinism audit: every setting that can change a greedy output.
+
+A `Setup` is one point in the control space (engine, dtype, attention
+implementation, KV cache, threads, batch size, deterministic algorithms). The
+audit's baseline is batch 1, float32, all threads, KV cache on, sdpa attention;
+each condition changes one control. `applied(setup)` sets the process-wide
+controls (torch threads, deterministic algorithms) for the duration of a run and
+restores them afterwards.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Iterator
+
+from tokendice.errors import EngineError, ParameterError
+
+DTYPES = ("float32", "bfloat16", "float16")
+ATTENTIONS = ("sdpa", "eager")
+
+
+def all_threads() -> int:
+    """torch's thread count when tokendice started (its default: the physical cores)."""
+    import torch
+
+    return _STARTUP_THREADS if _STARTUP_THREADS else torch.get_num_threads()
+
+
+_STARTUP_THREADS = 0
+
+
+def remember_startup_threads() -> None:
+    """Record torch's default thread count once, before any engine changes it."""
+    global _STARTUP_THREADS
+    if not _STARTUP_THREADS:
+        import torch
+
+        _STARTUP_THREADS = torch.get_num_threads()
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One combination of controls. `threads` None means all threads."""
+
+    engine: str = "hf"
+    dtype: str = "float32"
+    attention: str = "sdpa"
+    kv_cache: bool = True
+    threads: int | None = None
+    batch_size: int = 1
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ParameterError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.attention not in ATTENTIONS:
+            raise ParameterError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ParameterError(f"threads must be >= 1, got {self.threads}")
+        if self.batch_size < 1:
+            raise ParameterError(f"batch size must be >= 1, got {self.batch_size}")
+
+    def with_(self, **changes: Any) -> Setup:
+        return replace(self, **changes)
+
+    @property
+    def model_key(self) -> tuple[str, str, str, bool]:
+        """What needs its own loaded model: engine, dtype, attention, KV cache."""
+        return (self.engine, self.dtype, self.attention, self.kv_cache)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The controls as recorded in a manifest; threads resolved to a number."""
+        data = asdict(self)
+        data["threads"] = self.threads or all_threads()
+        data["all_threads"] = self.threads is None
+        return data
+
+
+@contextmanager
+def applied(setup: Setup) -> Iterator[None]:
+    """Set torch's thread count and deterministic-algorithms flag; restore both after."""
+    import torch
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(setup.threads or all_threads())
+    torch.use_deterministic_algorithms(setup.deterministic)
+    try:
+        yield
+    except RuntimeError as exc:
+        if setup.deterministic and "deterministic" in str(exc):
+            raise EngineError(f"--deterministic: an operation has no deterministic implementation: {_first_line(exc)}") from exc
+        raise
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

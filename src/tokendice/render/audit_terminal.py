@@ -1,0 +1,227 @@
+"""Render determinism audits, prompt-set agreement and diffs in the terminal with rich."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from tokendice.experiments.audit import AuditReport, ConditionResult
+from tokendice.experiments.audit_prompts import AgreementReport
+from tokendice.experiments.diff import DiffReport, DiffSide
+from tokendice.render.text import logprob, prob, show_token
+from tokendice.render.trace_terminal import make_console
+
+DRIFT_ROWS = 30
+"""A diff lists every common step up to this many; past it, the largest drifts."""
+
+
+def _num(x: float | None, fmt: str = ".2g") -> str:
+    return "-" if x is None else ("0" if x == 0 else format(x, fmt))
+
+
+def _style(c: ConditionResult) -> str:
+    if c.changes_output:
+        return "bold red"
+    if not c.ran:
+        return "dim"
+    return "yellow" if c.max_logprob_diff else "green"
+
+
+def _setup_words(setup: dict[str, Any]) -> str:
+    threads = f"all {setup['threads']} threads" if setup.get("all_threads") else f"{setup['threads']} thread(s)"
+    cache = "KV cache on" if setup["kv_cache"] else "KV cache off"
+    det = ", deterministic algorithms" if setup.get("deterministic") else ""
+    return f"{setup['engine']}, batch {setup['batch_size']}, {setup['dtype']}, {threads}, {cache}, {setup['attention']}{det}"
+
+
+def audit_renderable(report: AuditReport) -> Group:
+    sampler = "greedy" if report.params.get("do_sample") is False or report.params.get("temperature") == 0 else f"seed {report.seed} · rng {report.rng}"
+    run = f" · run {report.run_id}" if report.run_id else ""
+    header = Text.from_markup(
+        f"[bold]tokendice audit[/] · {escape(report.model)} ({report.engine}) · {sampler} · "
+        f"{report.repeats} repeats per condition{run}"
+    )
+    base = report.baseline
+    intro = Text("prompt: ", style="bold")
+    intro.append(report.prompt)
+    intro.append("\nbaseline: ", style="bold")
+    intro.append(f"{_setup_words(base['setup'])}\n")
+    intro.append("output: ", style="bold")
+    intro.append(show_token(base["text"]))
+    intro.append(f"   [{base['finish_reason']}, {len(base['tokens'])} tokens]", style="dim")
+
+    table = Table(title="each condition vs the baseline's first run; log-probs are the model's (raw logits)",
+                  title_justify="left", title_style="dim")
+    for col, justify in [("condition", "left"), ("verdict", "left"), ("same tokens", "right"), ("distinct", "right"),
+                         ("TARr", "right"), ("first div.", "right"), ("max |Δ log p|", "right"),
+                         ("margin", "right"), ("time", "right")]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for c in report.conditions:
+        table.add_row(
+            c.label, Text(c.verdict, style=_style(c)),
+            f"{c.n_identical}/{c.repeats}" if c.ran else "-", str(c.unique_outputs) if c.ran else "-",
+            _num(c.tarr, "g"), "-" if c.first_divergence is None else str(c.first_divergence),
+            _num(c.max_logprob_diff), _num(c.margin, ".3g"), f"{c.seconds:.1f}s" if c.ran else "-",
+        )
+    parts: list[Any] = [header, intro, table]
+    details = [_divergence_line(c) for c in report.conditions if c.changes_output]
+    if details:
+        parts.append(Text("where runs fork (margin: the baseline's top-1 minus top-2 model log-prob there):\n"
+                          + "\n".join(details)))
+    parts.append(_summary(report))
+    return Group(*parts)
+
+
+def _divergence_line(c: ConditionResult) -> str:
+    k = c.first_divergence
+    line = f"  {c.label}: step {k}: baseline {show_token(c.baseline_token or '')} vs {show_token(c.condition_token or '')}"
+    if c.margin is not None:
+        line += f", baseline margin {c.margin:.3g}"
+    if c.condition_margin is not None:
+        line += f", margin under {c.label} {c.condition_margin:.3g}"
+    if c.max_logprob_diff_forced is not None:
+        line += f"; drift along the whole baseline {_num(c.max_logprob_diff_forced)}"
+    if c.unique_outputs > 1:
+        line += f"; {c.unique_outputs} distinct outputs over {c.repeats} repeats"
+    return line
+
+
+def _summary(report: AuditReport) -> Text:
+    s = report.summary
+    out = Text()
+    if not s["baseline_reproducible"]:
+        out.append("the baseline itself is not reproducible on this machine\n", style="bold red")
+    out.append("changes the output here: ", style="bold")
+    out.append(", ".join(s["changes_output"]) or "nothing tested", style="red" if s["changes_output"] else "green")
+    if s["drift_only"]:
+        out.append("\nsame tokens, drifting log-probs: ", style="bold")
+        out.append(", ".join(s["drift_only"]), style="yellow")
+    if s["identical"]:
+        out.append("\nbit-identical: ", style="bold")
+        out.append(", ".join(s["identical"]), style="green")
+    if s["not_tested"]:
+        out.append("\nnot tested: ", style="bold")
+        out.append("; ".join(f"{k} ({v})" for k, v in s["not_tested"].items()), style="dim")
+    out.append("\nrecipe: ", style="bold")
+    out.append(s["recipe"])
+    out.append(f"\n{report.wall_seconds:.0f} s in all", style="dim")
+    return out
+
+
+def agreement_renderable(report: AgreementReport) -> Group:
+    n = report.repeats
+    run = f" · run {report.run_id}" if report.run_id else ""
+    header = Text.from_markup(
+        f"[bold]tokendice audit --prompts[/] · {escape(report.model)} ({report.engine}) · {len(report.prompts)} prompts × "
+        f"{n} repeats · batch {report.batch_size}{run}"
+    )
+    table = Table()
+    for col, justify in [("#", "right"), ("prompt", "left"), ("distinct outputs", "right"),
+                         ("distinct answers", "right"), ("first div.", "right"), ("outputs", "left")]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for p in report.prompts:
+        table.add_row(
+            str(p.index), _clip(p.prompt, 40), str(p.unique_outputs), "-" if p.unique_answers is None else str(p.unique_answers),
+            "-" if p.first_divergence is None else str(p.first_divergence),
+            " | ".join(show_token(_clip(o, 40)) for o in p.outputs[:3]) + (" ..." if len(p.outputs) > 3 else ""),
+        )
+    line = Text(f"TARr@{n} = {report.tarr:.3f}", style="bold")
+    if report.tara is not None:
+        line.append(f"   TARa@{n} = {report.tara:.3f}  (answers: {report.answer_regex})", style="bold")
+    line.append("   share of prompts whose repeats all agree (Atil et al. 2024)", style="dim")
+    return Group(header, table, line)
+
+
+def diff_renderable(report: DiffReport) -> Group:
+    a, b = report.a, report.b
+    header = Text.from_markup(f"[bold]tokendice diff[/]\n  A: {_describe(a)}\n  B: {_describe(b)}")
+    parts: list[Any] = [header]
+    for note in report.notes:
+        parts.append(Text(f"note: {note}", style="yellow"))
+    if report.identical:
+        parts.append(Text(f"identical: the same {report.common_steps} tokens", style="bold green"))
+    else:
+        d = report.divergence or {}
+        first = Text(f"first divergence at step {report.first_divergence} ", style="bold red")
+        first.append(f"(after {report.common_steps} common tokens): "
+                     f"A {_choice(d.get('a', {}))} vs B {_choice(d.get('b', {}))}")
+        parts.append(first)
+        if d.get("top_a") or d.get("top_b"):
+            parts.append(_tops_table(d))
+    parts.append(_drift_table(report))
+    if not report.identical:
+        k = report.common_steps
+        tail = Text("after the fork:\n  A: ", style="bold")
+        tail.append(show_token("".join(a.token_texts[k:])))
+        tail.append("\n  B: ", style="bold")
+        tail.append(show_token("".join(b.token_texts[k:])))
+        parts.append(tail)
+    return Group(*parts)
+
+
+def _describe(side: DiffSide) -> str:
+    what = escape(side.source)
+    if side.model:
+        what += f" · {escape(side.model)}" + (f" ({side.engine})" if side.engine else "")
+    return f"{what} · {len(side.tokens)} tokens · {escape(show_token(_clip(side.text, 60)))}"
+
+
+def _choice(c: dict[str, Any]) -> str:
+    lp = c.get("model_logprob")
+    return show_token(c.get("text", "")) + ("" if lp is None else f" (log p {lp:.3f})")
+
+
+def _tops_table(d: dict[str, Any]) -> Table:
+    margins = [f"margin {d[k]:.3g}" if d.get(k) is not None else "" for k in ("margin_a", "margin_b")]
+    table = Table(title=f"top candidates at step {d['step']} (model distribution)", title_justify="left", title_style="dim")
+    for col, justify in [("rank", "right"), (f"A {margins[0]}", "left"), ("p(model)", "right"), (f"B {margins[1]}", "left"), ("p(model)", "right")]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    top_a, top_b = d.get("top_a") or [], d.get("top_b") or []
+    chosen = {d["a"].get("token_id"), d["b"].get("token_id")}
+    for i in range(max(len(top_a), len(top_b))):
+        cells: list[Any] = [str(i + 1)]
+        for top in (top_a, top_b):
+            if i < len(top):
+                c = top[i]
+                cells += [Text(show_token(c["text"]), style="bold" if c["token_id"] in chosen else ""), prob(c.get("model_prob"))]
+            else:
+                cells += ["", ""]
+        table.add_row(*cells)
+    return table
+
+
+def _drift_table(report: DiffReport) -> Any:
+    rows = report.drift
+    if not rows:
+        return Text("no common steps", style="dim")
+    title = f"log-prob drift along the common prefix: max |Δ| = {_num(report.max_drift)}"
+    if len(rows) > DRIFT_ROWS:
+        rows = sorted(rows, key=lambda r: -(r["abs_diff"] or 0))[:DRIFT_ROWS // 3]
+        rows.sort(key=lambda r: r["step"])
+        title += f" (the {len(rows)} largest of {len(report.drift)} steps)"
+    table = Table()
+    for col, justify in [("step", "right"), ("token", "left"), ("log p A", "right"), ("log p B", "right"), ("|Δ|", "right")]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(str(r["step"]), show_token(r["text"]), logprob(r["logprob_a"]), logprob(r["logprob_b"]), _num(r["abs_diff"]))
+    return Group(Text(title, style="dim"), table)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_audit(report: AuditReport, console: Console | None = None) -> None:
+    (console or make_console()).print(audit_renderable(report))
+
+
+def print_agreement(report: AgreementReport, console: Console | None = None) -> None:
+    (console or make_console()).print(agreement_renderable(report))
+
+
+def print_diff(report: DiffReport, console: Console | None = None) -> None:
+    (console or make_console()).print(diff_renderable(report))

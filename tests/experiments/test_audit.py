@@ -1,0 +1,192 @@
+"""The determinism audit on a FakeEngine with controlled, batch-size-dependent logit noise."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import tokendice
+from tokendice.engines.fake import FakeEngine
+from tokendice.errors import EngineError, ParameterError
+from tokendice.experiments.audit import run_audit
+from tokendice.experiments.audit_conditions import batch_prompts, parse_groups
+from tokendice.experiments.audit_controls import Setup, applied
+from tokendice.experiments.audit_engines import FixedProvider
+from tokendice.params import SamplingParams
+from tokendice.store import Store
+
+VOCAB = ["<eos>", "x", "a", "b", "c", "d"]
+TIE = 0.001  # logit lead of "c" over "d" at step 2: the baseline's top-1/top-2 margin there
+GREEDY = SamplingParams(do_sample=False, max_new_tokens=6)
+
+
+def next_logits(prompt, generated):
+    """a, b, then a near-tie c (+0.001) vs d, then x, then end."""
+    logits = [-10.0] * len(VOCAB)
+    step = len(generated)
+    if step == 0:
+        logits[2] = 0.0
+    elif step == 1:
+        logits[3] = 0.0
+    elif step == 2:
+        logits[4], logits[5] = TIE, 0.0
+    elif step == 3:
+        logits[1] = 0.0
+    else:
+        logits[0] = 0.0
+    return logits
+
+
+def batch_noise(min_batch: int, amount: float = 0.01):
+    """Raise "d" by `amount` whenever the batch holds at least `min_batch` rows."""
+    return lambda batch, seq: [0, 0, 0, 0, 0, amount] if batch >= min_batch else None
+
+
+def fake(noise=None) -> FakeEngine:
+    return FakeEngine(VOCAB, next_logits, noise=noise)
+
+
+def audit(engine, **kw):
+    kw.setdefault("repeats", 3)
+    return run_audit(FixedProvider(engine), "x", GREEDY, **kw)
+
+
+def test_flags_exactly_the_batch_conditions_with_divergence_step_and_margin():
+    report = audit(fake(batch_noise(2)))
+    changed = report.summary["changes_output"]
+    assert changed == ["batch 2", "batch 8", "batch 32"]
+    for label in changed:
+        c = report.condition(label)
+        assert c.first_divergence == 2
+        assert (c.baseline_token, c.condition_token) == ("c", "d")
+        assert c.margin == pytest.approx(TIE, abs=1e-6)
+        assert c.condition_margin == pytest.approx(0.01 - TIE, abs=1e-6)
+        assert c.verdict.startswith("DIVERGES at step 2 (margin 0.001)")
+        assert c.n_identical == 0 and c.unique_outputs == 1 and c.tarr == 1.0
+        assert c.max_logprob_diff_forced is not None and c.max_logprob_diff_forced >= c.max_logprob_diff > 0
+    assert report.condition("baseline").verdict == "identical"
+    assert report.condition("baseline").tarr == 1.0
+    assert report.condition("1 thread").verdict == "identical"
+    assert report.baseline["text"] == "abcx<eos>"
+
+
+def test_conditions_an_engine_cannot_vary_are_not_applicable():
+    report = audit(fake())
+    by_group = {c.group: c for c in report.conditions}
+    for group in ("dtype", "kv_cache", "attention", "engines"):
+        assert by_group[group].status == "not applicable"
+        assert by_group[group].verdict == "not applicable for engine fake"
+    assert set(report.summary["not_tested"]) == {"dtype", "kv cache", "attention", "engines"}
+    assert report.summary["changes_output"] == []
+    assert report.summary["recipe"].startswith("greedy, any batch size (1, 2, 8, 32), any thread count (")
+
+
+def test_noise_only_in_large_batches_gives_a_recipe_with_the_small_ones():
+    report = audit(fake(batch_noise(8)), conditions="batch")
+    assert report.summary["changes_output"] == ["batch 8", "batch 32"]
+    assert report.condition("batch 2").verdict == "identical"
+    assert report.summary["recipe"] == "greedy, batch 1 or 2"
+    assert [c.group for c in report.conditions] == ["baseline", "batch", "batch", "batch"]
+
+
+def test_noise_that_moves_no_argmax_is_drift_not_divergence():
+    # lower "b" at every step: never the argmax after step 1, so the tokens hold
+    noise = lambda batch, seq: [0, 0, 0, -0.5, 0, 0] if batch > 1 and len(seq) != 2 else None  # noqa: E731
+    report = audit(fake(noise), conditions="batch")
+    c = report.condition("batch 2")
+    assert c.first_divergence is None and c.n_identical == c.repeats
+    assert c.verdict.startswith("same tokens, log-probs drift")
+    assert c.max_logprob_diff > 0
+    assert report.summary["drift_only"] == ["batch 2", "batch 8", "batch 32"]
+
+
+def test_a_baseline_that_changes_between_repeats_has_no_recipe():
+    calls = {"n": 0}
+
+    def flaky(batch, seq):  # every third call at the tie flips it: run-to-run nondeterminism
+        if len(seq) == 3:
+            calls["n"] += 1
+            return [0, 0, 0, 0, 0, 0.01] if calls["n"] % 3 == 2 else None
+        return None
+
+    report = audit(fake(flaky), conditions="baseline", repeats=3)
+    base = report.condition("baseline")
+    assert base.first_divergence == 2 and base.divergent_repeats == 1 and base.unique_outputs == 2
+    assert base.tarr == 0.0
+    assert base.verdict == "DIVERGES at step 2 (margin 0.001) in 1/3 repeats"
+    assert not report.summary["baseline_reproducible"]
+    assert report.summary["recipe"].startswith("none: the baseline itself changes")
+
+
+def test_other_engines_are_run_or_reported_unavailable():
+    other = FakeEngine(VOCAB, lambda p, g: [x + (0.01 if i == 5 else 0) for i, x in enumerate(next_logits(p, g))])
+    provider = FixedProvider(fake(), others={"twin": fake(), "other": other, "gone": "unavailable: no such library"})
+    report = run_audit(provider, "x", GREEDY, repeats=2, conditions="engines")
+    assert report.condition("twin").verdict == "identical"
+    assert report.condition("other").first_divergence == 2
+    gone = report.condition("gone")
+    assert gone.status == "unavailable" and gone.verdict == "unavailable: no such library"
+    assert report.summary["recipe"] == "greedy, engine fake or twin"
+
+
+def test_per_sample_streams_make_sampling_batch_invariant():
+    # no noise: sampled runs at any batch size equal the baseline (sample 0's own stream)
+    params = SamplingParams(temperature=1.0, max_new_tokens=6)
+    report = run_audit(FixedProvider(fake()), "x", params, repeats=2, conditions="batch")
+    assert report.summary["changes_output"] == []
+    assert report.summary["recipe"].startswith("seed 0, rng per-sample, any batch size")
+
+
+def test_batch_places_the_prompt_among_longer_and_shorter_prompts():
+    tok = fake().tokenizer
+    prompts, row = batch_prompts(tok, [1, 1, 1], 8)
+    assert len(prompts) == 8 and row == 4 and prompts[row] == [1, 1, 1]
+    lengths = [len(p) for i, p in enumerate(prompts) if i != row]
+    assert max(lengths) > 3 and min(lengths) < 3 and len(set(lengths)) > 3
+
+
+def test_parse_groups():
+    assert parse_groups("batch,kv-cache") == ("baseline", "batch", "kv_cache")
+    assert parse_groups(None) == parse_groups("all")
+    with pytest.raises(ParameterError, match="conditions"):
+        parse_groups("batch,colour")
+
+
+def test_bad_repeats_and_black_box_engines_are_refused():
+    with pytest.raises(ParameterError, match="repeats"):
+        audit(fake(), repeats=0)
+
+    class BlackBox:
+        name, model_id, white_box = "server", "m", False
+
+    with pytest.raises(EngineError, match="white-box"):
+        run_audit(FixedProvider(BlackBox()), "x", GREEDY)  # type: ignore[arg-type]
+
+
+def test_controls_are_applied_and_restored():
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    with applied(Setup(threads=1, deterministic=True)):
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+    assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
+
+
+def test_audit_is_stored_with_its_controls(tmp_path):
+    db = str(tmp_path / "runs.db")
+    report = tokendice.audit("x", engine=fake(batch_noise(2)), repeats=2, conditions="batch,threads",
+                             deterministic=True, seed=7, do_sample=False, max_new_tokens=6, db=db)
+    with Store(db) as store:
+        run = store.get_run(report.run_id)
+        assert run.kind == "audit" and run.status == "complete"
+        assert store.get_result(run.id, "report") == report.to_dict()
+        m = run.manifest
+        assert (m["seed"], m["rng"], m["deterministic"], m["repeats"]) == (7, "per-sample", True, 2)
+        assert {"dtype", "batch_size", "attention", "threads", "kv_cache", "deterministic"} <= set(m["controls"])
+        assert m["params"]["do_sample"] is False
+        assert [c["label"] for c in m["conditions"]] == ["baseline", "batch 2", "batch 8", "batch 32", "1 thread"]
+        samples = store.samples(run.id)
+        assert len(samples) == 2 * 5
+        batch2 = report.condition("batch 2").sample_ids
+        assert [samples[i].text for i in batch2] == ["abdx<eos>"] * 2
+    assert math.isclose(report.condition("batch 2").margin, TIE, abs_tol=1e-6)
