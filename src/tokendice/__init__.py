@@ -18,14 +18,14 @@ from tokendice.params import NOTEBOOK_PARAMS, RandomSpec, SamplingParams
 
 __version__ = "0.1.0"
 
-_API = ("trace", "get_engine", "audit", "agreement", "diff")
+_API = ("trace", "sample", "enumerate", "get_engine", "audit", "agreement", "diff")
 
 
 def __getattr__(name: str):
     if name in _API:
         from tokendice import api
 
-        return getattr(api, name)
+        return getattr(api, "enumerate_completions" if name == "enumerate" else name)
     raise AttributeError(f"module 'tokendice' has no attribute {name!r}")
 
 

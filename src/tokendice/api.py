@@ -50,7 +50,6 @@ def trace(
     `sampling` takes SamplingParams fields: temperature, top_k, top_p, min_p,
     repetition_penalty, no_repeat_ngram_size, max_new_tokens, do_sample, order.
     """
-    from tokendice.experiments.prompting import encode_prompt  # noqa: F401  (validates early below)
     from tokendice.experiments.trace import run_trace
     from tokendice.params import RandomSpec
 
@@ -59,6 +58,65 @@ def trace(
     _check_prompt(prompt)
     eng = get_engine(engine, model, **(engine_options or {}))
     return run_trace(eng, prompt, chosen, seed=seed, rng_mode=rng, top=top, chat=chat)
+
+
+def sample(
+    prompt: str | list[str],
+    n: int = 100,
+    *,
+    model: str | None = None,
+    engine: str | Engine = "hf",
+    seed: int = 0,
+    rng: str = "per-sample",
+    method: str = "independent",
+    chat: bool = False,
+    batch_size: int = 250,
+    db: str | None = None,
+    params: SamplingParams | None = None,
+    engine_options: dict[str, Any] | None = None,
+    **sampling: Any,
+):
+    """Draw n completions per prompt, store them as a run, and return (run id, analyses).
+
+    Each analysis (one per prompt) lists the distinct completions with counts, 95%
+    Wilson intervals, their exact probabilities under the sampling distribution, and
+    a goodness-of-fit test.
+    """
+    from tokendice.experiments.sample import SampleSpec, fill_sample_run, start_sample_run
+    from tokendice.experiments.sample_analysis import analyze_samples
+    from tokendice.store import Store
+
+    prompts = (prompt,) if isinstance(prompt, str) else tuple(prompt)
+    spec = SampleSpec(prompts, make_params(params, **sampling), n, seed, rng, method, chat, batch_size)
+    eng = get_engine(engine, model, **(engine_options or {}))
+    with Store(db) as store:
+        run_id = start_sample_run(store, eng, spec)
+        fill_sample_run(store, eng, run_id)
+        analyses = [analyze_samples(store.samples(run_id, prompt_index=i), greedy=spec.params.greedy) for i in range(len(prompts))]
+    return run_id, analyses
+
+
+def enumerate_completions(
+    prompt: str,
+    *,
+    model: str | None = None,
+    engine: str | Engine = "hf",
+    mass: float = 0.99,
+    max_nodes: int = 2000,
+    chat: bool = False,
+    params: SamplingParams | None = None,
+    engine_options: dict[str, Any] | None = None,
+    **sampling: Any,
+):
+    """Exact best-first enumeration of completions under the sampling distribution
+    (`tokendice.enumerate`; named so here to leave the builtin alone)."""
+    from tokendice.experiments.enumerate import enumerate_completions as best_first
+    from tokendice.experiments.prompting import encode_prompt
+
+    chosen = make_params(params, **sampling)
+    _check_prompt(prompt)
+    eng = get_engine(engine, model, **(engine_options or {}))
+    return best_first(eng, encode_prompt(eng.tokenizer, prompt, chat), chosen, mass=mass, max_nodes=max_nodes)
 
 
 def _check_prompt(prompt: str) -> None:
@@ -105,7 +163,8 @@ def audit(
     chosen = make_params(params, **sampling)
     spec = RandomSpec(seed, rng)
     _check_prompt(prompt)
-    provider, baseline = _audit_provider(engine, model, dtype, threads, deterministic, base_url, engine_options, parse_groups(conditions))
+    parse_groups(conditions)  # a bad condition name fails before any model loads
+    provider, baseline = _audit_provider(engine, model, dtype, threads, deterministic, base_url, engine_options)
     report = run_audit(provider, prompt, chosen, spec, repeats, conditions, baseline, batch_sizes, chat, progress)
     if save:
         store_report(report, db)
@@ -143,7 +202,7 @@ def agreement(
     compile_regex(answer_regex)
     for p in prompts:
         _check_prompt(p)
-    provider, setup = _audit_provider(engine, model, dtype, threads, deterministic, None, engine_options, ())
+    provider, setup = _audit_provider(engine, model, dtype, threads, deterministic, None, engine_options)
     report = run_agreement(provider, prompts, chosen, spec, repeats, answer_regex, setup.with_(batch_size=batch_size), chat, progress)
     if save:
         store_report(report, db)
@@ -159,14 +218,15 @@ def diff(a: str, b: str, *, db: str | None = None):
         return run_diff(a, b, store)
 
 
-def _audit_provider(engine, model, dtype, threads, deterministic, base_url, engine_options, groups):
+def _audit_provider(engine, model, dtype, threads, deterministic, base_url, engine_options):
     from tokendice.experiments.audit_controls import Setup
-    from tokendice.experiments.audit_engines import provider_for
+    from tokendice.experiments.audit_engines import provider_for, quiet_loading
 
     name = engine if isinstance(engine, str) else engine.name
     baseline = Setup(engine=name, dtype=dtype, threads=threads, deterministic=deterministic)
     options = dict(engine_options or {})
     if name == "hf":
         options["dtype"] = dtype
-    loaded = get_engine(engine, model, **options) if isinstance(engine, str) else None
+    with quiet_loading():
+        loaded = get_engine(engine, model, **options) if isinstance(engine, str) else None
     return provider_for(engine, model, baseline, base_url, loaded, **options), baseline

@@ -30,7 +30,7 @@ def _next(prompt, generated):
 def fake_engine(monkeypatch):
     engine = FakeEngine(VOCAB, _next, noise=lambda batch, seq: [0, 0, 0, 0, 0, 0.01] if batch > 1 else None)
 
-    def provider(engine_name, model, dtype, threads, deterministic, base_url, options, groups):
+    def provider(engine_name, model, dtype, threads, deterministic, base_url, options):
         return FixedProvider(engine), Setup(engine="fake", dtype=dtype, threads=threads, deterministic=deterministic)
 
     monkeypatch.setattr(api, "_audit_provider", provider)

@@ -38,3 +38,16 @@ def test_per_sample_draws_follow_the_distribution():
 def test_greedy_ignores_randomness(mode):
     logits = torch.tensor([[0.1, 2.0, 1.9]])
     assert draw(logits, greedy=True, mode=mode, seed=1, sample_ids=np.array([0])).tolist() == [1]
+
+
+def test_sparse_and_dense_inverse_cdf_agree_bit_for_bit():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 1000, generator=g)
+    logits[:, 40:] = float("-inf")  # 40 tokens with mass: the sparse path
+    probs = torch.softmax(logits, -1)
+    u = uniforms(3, np.arange(64), 0)
+    from tokendice.sampling.rng import _inverse_cdf_dense
+
+    assert torch.equal(inverse_cdf(probs, u), _inverse_cdf_dense(probs, u))
+    shuffled = torch.randperm(1000, generator=g)  # mass spread over arbitrary token ids
+    assert torch.equal(inverse_cdf(probs[:, shuffled], u), _inverse_cdf_dense(probs[:, shuffled], u))

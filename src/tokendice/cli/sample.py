@@ -96,7 +96,7 @@ def analyse_run(store, engine, run_id: str, spec, args: argparse.Namespace) -> t
             analysis.at_prefix = check_prefix(
                 samples,
                 args.at_prefix,
-                lambda prefix: next_token_distribution(engine, prompt_ids, prefix, spec.params),
+                lambda prefix, ids=prompt_ids: next_token_distribution(engine, ids, prefix, spec.params),
                 lambda t: engine.tokenizer.decode([t]),
                 engine.tokenizer.eos_token_ids,
             )

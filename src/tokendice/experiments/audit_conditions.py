@@ -40,8 +40,9 @@ FILLER_TEXT = (
     "for floods. Engineers measure the flow every hour; farmers watch the sky; children count the boats that "
     "pass under the old stone bridge. A library keeps maps of every flood since the year the bridge was built."
 )
-FILLER_OFFSETS = (5, -2, 11, 3, -1, 8, 1, 14, -3, 6, 2, 9, -4, 12, 4, 7)
-"""Length of filler prompt j relative to the audited prompt: some longer (the prompt gets padded), some shorter."""
+FILLER_OFFSETS = (3, -2, 6, 1, -1, 4, 2, -3)
+"""Length of filler prompt j relative to the audited prompt: some longer (the prompt gets padded),
+some shorter; small, because a batch of 32 pays for every filler token."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def filler_prompts(tokenizer: Tokenizer, prompt_ids: Sequence[int], count: int) 
     base = len(prompt_ids)
     prompts = []
     for j in range(count):
-        length = max(1, base + FILLER_OFFSETS[j % len(FILLER_OFFSETS)] + 2 * (j // len(FILLER_OFFSETS)))
+        length = max(1, base + FILLER_OFFSETS[j % len(FILLER_OFFSETS)])
         start = (7 * j) % len(pool)
         prompts.append([pool[(start + i) % len(pool)] for i in range(length)])
     return prompts

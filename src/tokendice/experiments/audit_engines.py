@@ -11,7 +11,8 @@ vary are reported as "not applicable for engine NAME".
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable, Mapping, Protocol
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from tokendice.engines.base import Engine
 from tokendice.errors import TokendiceError
@@ -100,10 +101,11 @@ class HFProvider:
         if key not in self._loaded:
             from tokendice.engines.hf import HFEngine
 
-            self._loaded[key] = HFEngine(
-                self.model, dtype=setup.dtype, attn_implementation=setup.attention,
-                use_cache=setup.kv_cache, trust_remote_code=self.trust_remote_code,
-            )
+            with quiet_loading():
+                self._loaded[key] = HFEngine(
+                    self.model, dtype=setup.dtype, attn_implementation=setup.attention,
+                    use_cache=setup.kv_cache, trust_remote_code=self.trust_remote_code,
+                )
         return self._loaded[key]
 
     def release(self, setup: Setup) -> None:
@@ -121,12 +123,30 @@ class HFProvider:
         return load_other(name, self.model)
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bars, which would break the audit's own progress bar."""
+    try:
+        from transformers.utils import logging
+    except ImportError:
+        yield
+        return
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
+
+
 def load_other(name: str, model: str | None, **options: Any) -> OtherEngine:
     """Load engine `name` for `model`, or say why it is unavailable."""
     from tokendice.engines import load_engine
 
     try:
-        return load_engine(name, model, **options)
+        with quiet_loading():
+            return load_engine(name, model, **options)
     except (TokendiceError, ImportError) as exc:
         return f"unavailable: {_first_line(exc)}"
 

@@ -68,7 +68,12 @@ Progress = Callable[[int], None]
 
 def start_sample_run(store: Store, engine: Engine, spec: SampleSpec) -> str:
     """Create the run (status 'running') with its full manifest; returns the run id."""
-    manifest = build_manifest("sample", spec.params.to_dict(), engine.describe(), {"sample": spec.to_manifest()})
+    extra: dict[str, Any] = {"sample": spec.to_manifest()}
+    if not getattr(engine, "white_box", True):
+        from tokendice.experiments.blackbox_runs import blackbox_manifest
+
+        extra.update(blackbox_manifest(engine, spec))  # type: ignore[arg-type]
+    manifest = build_manifest("sample", spec.params.to_dict(), engine.describe(), extra)
     prompt = spec.prompts[0] if len(spec.prompts) == 1 else f"{len(spec.prompts)} prompts"
     return store.create_run("sample", manifest, prompt, engine.name, engine.model_id, n_requested=spec.n * len(spec.prompts))
 
@@ -89,7 +94,11 @@ def fill_sample_run(store: Store, engine: Engine, run_id: str, progress: Progres
     if spec.rng == "torch" and store.count_samples(run.id):
         raise ParameterError("a run with --rng torch cannot be resumed identically: use --rng per-sample")
     store.set_status(run.id, "running")
-    token_text = _TokenText(engine)
+    blackbox = None
+    if not getattr(engine, "white_box", True):  # a server: it samples, tokendice stores what it reports
+        from tokendice.experiments.blackbox_runs import BlackBoxSampling
+
+        blackbox = BlackBoxSampling(engine, spec.params, spec.seed)  # type: ignore[arg-type]
     try:
         for index, prompt in enumerate(spec.prompts):
             missing = sorted(set(range(spec.n)) - store.sample_ids(run.id, prompt_index=index))
@@ -97,15 +106,28 @@ def fill_sample_run(store: Store, engine: Engine, run_id: str, progress: Progres
                 progress(spec.n - len(missing))
             if not missing:
                 continue
-            prompt_ids = encode_prompt(engine.tokenizer, prompt, spec.chat)
-            for batch in _completions(engine, prompt_ids, spec, missing, progress):
-                store.add_samples(run.id, [_record(c, index, token_text) for c in batch])
+            for batch in _records(engine, blackbox, index, prompt, spec, missing, progress):
+                store.add_samples(run.id, batch)
                 if progress is not None and spec.method == "independent":
                     progress(len(batch))
     except BaseException:
         store.set_status(run.id, "interrupted")
         raise
+    finally:
+        if blackbox is not None:
+            store.save_result(run.id, "server", blackbox.report(store.get_result(run.id, "server")))
     store.set_status(run.id, "complete")
+
+
+def _records(engine: Engine, blackbox: Any, index: int, prompt: str, spec: SampleSpec, missing: Sequence[int], progress: Progress | None):
+    """Batches of records to store: decoded here (white-box), or received from a server."""
+    if blackbox is not None:
+        yield from blackbox.batches(prompt, index, missing, spec.batch_size)
+        return
+    token_text = _TokenText(engine)
+    prompt_ids = encode_prompt(engine.tokenizer, prompt, spec.chat)
+    for batch in _completions(engine, prompt_ids, spec, missing, progress):
+        yield [_record(c, index, token_text) for c in batch]
 
 
 def _completions(engine: Engine, prompt_ids: list[int], spec: SampleSpec, missing: Sequence[int], progress: Progress | None):

@@ -38,7 +38,22 @@ def uniforms(seed: int, sample_ids: np.ndarray, step: int) -> np.ndarray:
 
 
 def inverse_cdf(probs: torch.Tensor, u: np.ndarray) -> torch.Tensor:
-    """Index of the first token whose cumulative probability exceeds u times the total."""
+    """Index of the first token (in token-id order) whose cumulative probability exceeds u times the total.
+
+    When few tokens have mass (after top-k or top-p), the cumulative sum runs over
+    those tokens only, still in token-id order: adding zeros changes no float sum,
+    so the result is bit-identical to the dense computation, whatever the batch.
+    """
+    support = int((probs > 0).sum(dim=-1).max())
+    if support * 4 >= probs.shape[-1]:
+        return _inverse_cdf_dense(probs, u)
+    values, ids = torch.topk(probs, support, dim=-1)
+    order = ids.argsort(dim=-1)
+    ids, values = ids.gather(1, order), values.gather(1, order)
+    return ids.gather(1, _inverse_cdf_dense(values, u).unsqueeze(1)).squeeze(1)
+
+
+def _inverse_cdf_dense(probs: torch.Tensor, u: np.ndarray) -> torch.Tensor:
     cdf = probs.double().cumsum(dim=-1)
     total = cdf[:, -1:]
     target = torch.from_numpy(u).reshape(-1, 1) * total
