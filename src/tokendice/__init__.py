@@ -18,7 +18,7 @@ from tokendice.params import NOTEBOOK_PARAMS, RandomSpec, SamplingParams
 
 __version__ = "0.1.0"
 
-_API = ("trace", "sample", "enumerate", "get_engine", "audit", "agreement", "diff")
+_API = ("trace", "sample", "enumerate", "get_engine", "audit", "agreement", "diff", "perturb", "compare")
 
 
 def __getattr__(name: str):

@@ -45,7 +45,8 @@ def trace(
     engine_options: dict[str, Any] | None = None,
     **sampling: Any,
 ):
-    """Generate one completion and return a `Trace` of every step.
+    """Generate one completion and return a `Trace` of every step (on a black-box engine,
+    `engine="openai"` with engine_options={"base_url": ...}, a `BlackBoxTrace` of what the server reported).
 
     `sampling` takes SamplingParams fields: temperature, top_k, top_p, min_p,
     repetition_penalty, no_repeat_ngram_size, max_new_tokens, do_sample, order.
@@ -57,6 +58,10 @@ def trace(
     RandomSpec(seed, rng)
     _check_prompt(prompt)
     eng = get_engine(engine, model, **(engine_options or {}))
+    if not getattr(eng, "white_box", True):  # a server: a BlackBoxTrace of what it reported
+        from tokendice.experiments.blackbox_runs import run_blackbox_trace
+
+        return run_blackbox_trace(eng, prompt, chosen, seed=seed, rng_mode=rng, top=top, chat=chat)  # type: ignore[arg-type]
     return run_trace(eng, prompt, chosen, seed=seed, rng_mode=rng, top=top, chat=chat)
 
 
@@ -110,12 +115,14 @@ def enumerate_completions(
 ):
     """Exact best-first enumeration of completions under the sampling distribution
     (`tokendice.enumerate`; named so here to leave the builtin alone)."""
+    from tokendice.experiments.blackbox_runs import require_white_box
     from tokendice.experiments.enumerate import enumerate_completions as best_first
     from tokendice.experiments.prompting import encode_prompt
 
     chosen = make_params(params, **sampling)
     _check_prompt(prompt)
     eng = get_engine(engine, model, **(engine_options or {}))
+    require_white_box(eng, "exact enumeration")
     return best_first(eng, encode_prompt(eng.tokenizer, prompt, chat), chosen, mass=mass, max_nodes=max_nodes)
 
 
@@ -230,3 +237,109 @@ def _audit_provider(engine, model, dtype, threads, deterministic, base_url, engi
     with quiet_loading():
         loaded = get_engine(engine, model, **options) if isinstance(engine, str) else None
     return provider_for(engine, model, baseline, base_url, loaded, **options), baseline
+
+
+def compare(
+    prompt: str,
+    *,
+    models: list[str | None] | None = None,
+    engines: list[str | Engine] | None = None,
+    continuation: str | None = None,
+    top: int = 10,
+    completions: bool = True,
+    completion_tokens: int = 2,
+    max_nodes: int = 50,
+    mass: float = 0.99,
+    chat: bool = False,
+    params: SamplingParams | None = None,
+    engine_options: dict[str, dict[str, Any]] | None = None,
+    save: bool = True,
+    db: str | None = None,
+    **sampling: Any,
+):
+    """Compare models or engines on one prompt; returns a `CompareReport`.
+
+    Sides: `engines=["hf", "llamacpp"]` (one model, default the embedded one),
+    `models=["a", "b"]` (one engine), or as many engines as models. The first side is
+    compared with each other one: per-step model distributions along a shared
+    continuation (default: the first side's greedy one, `max_new_tokens` long) and,
+    with `completions`, the total variation distance between their completion
+    distributions (`completion_tokens` long, enumerated up to `max_nodes` prefixes).
+    `engine_options` maps an engine name to its load options. With `save`, the report
+    is stored as a run of kind 'compare' (result 'report').
+    """
+    from tokendice.experiments.compare import CompletionBudget, engine_specs, run_compare, store_compare
+
+    chosen = make_params(params, **sampling)
+    _check_prompt(prompt)
+    budget = CompletionBudget(completion_tokens, max_nodes, mass) if completions else None
+    specs = engine_specs(engines or [], models or [])
+    for name, _ in specs:
+        if name == "openai":
+            from tokendice.errors import EngineError
+
+            raise EngineError("compare needs whole next-token distributions, and the openai engine (a server) "
+                              "reports at most 20 logprobs per token: compare hf and llamacpp engines")
+    options = engine_options or {}
+    loaded = [get_engine(e, m, **options.get(e, {})) if isinstance(e, str) else e for e, m in specs]
+    report = run_compare(loaded, prompt, chosen, continuation=continuation, top=top, completions=budget, chat=chat)
+    if save:
+        from tokendice.store import Store
+
+        with Store(db) as store:
+            store_compare(store, loaded, report, budget)
+    return report
+
+
+def perturb(
+    prompt: str | None = None,
+    *,
+    prompts: list[str] | None = None,
+    variants: list[str] | None = None,
+    kinds: list[str] | None = None,
+    user_variants: Any = (),
+    model: str | None = None,
+    engine: str | Engine = "hf",
+    chat: bool = False,
+    samples: int = 200,
+    mass: float = 0.95,
+    max_nodes: int = 300,
+    distribution: bool = True,
+    seed: int = 0,
+    params: SamplingParams | None = None,
+    engine_options: dict[str, Any] | None = None,
+    save: bool = True,
+    db: str | None = None,
+    progress: Any = None,
+    **sampling: Any,
+):
+    """How far small, meaning-preserving edits of the prompt move the output; returns a `PerturbReport`.
+
+    Give `prompt`, or `prompts` for a suite. `variants` picks variant names (`+`
+    composes), `kinds` variant kinds; `user_variants` adds `UserVariant`s (or a
+    path to a variants file). `max_new_tokens` defaults to 8 here. With `save`, the
+    report is stored as a run of kind 'perturb' (result 'report') and `report.run_id` set.
+    """
+    from tokendice.experiments.perturb import PerturbSettings
+    from tokendice.experiments.perturb_suite import run_perturb, store_perturb
+    from tokendice.experiments.variants import build_variant_sets, read_variants_file
+    from tokendice.errors import ParameterError
+
+    if (prompt is None) == (prompts is None):
+        raise ParameterError("give a prompt or prompts (one of the two)")
+    if params is None:
+        sampling.setdefault("max_new_tokens", 8)
+    settings = PerturbSettings(make_params(params, **sampling), seed, samples, mass, max_nodes, distribution)
+    texts = [prompt] if prompt is not None else list(prompts or [])
+    for p in texts:
+        _check_prompt(p)
+    user = read_variants_file(user_variants) if isinstance(user_variants, str) else list(user_variants)
+    vsets = build_variant_sets(texts, chat, variants, kinds, user)
+    eng = get_engine(engine, model, **(engine_options or {}))
+    report = run_perturb(eng, vsets, settings, progress)
+    if save:
+        from tokendice.store.db import Store
+
+        with Store(db) as store:
+            store_perturb(report, store, chat)
+    return report

@@ -28,8 +28,8 @@ def free_port() -> int:
 class LlamaCppServer:
     """A llama-cpp-python server process on the embedded GGUF, on a free loopback port."""
 
-    def __init__(self, gguf: Path, threads: int = 1) -> None:
-        self.port = free_port()
+    def __init__(self, gguf: Path, threads: int = 1, port: int | None = None) -> None:
+        self.port = port or free_port()  # a port: restart a stopped server where it was
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.log = tempfile.NamedTemporaryFile(prefix="tokendice-llamacpp-server-", suffix=".log", delete=False)
         # One thread: deterministic, and no llama.cpp thread stalls on a busy 2-core machine.
@@ -92,10 +92,11 @@ def embedded_gguf() -> Path:
 
 
 @pytest.fixture(scope="session")
-def start_llamacpp_server(embedded_gguf: Path) -> Callable[[], LlamaCppServer]:
-    """A factory for extra, short-lived servers (tests that kill one; they stop it)."""
+def start_llamacpp_server(embedded_gguf: Path) -> Callable[..., LlamaCppServer]:
+    """A factory for extra, short-lived servers (tests that kill one; they stop it).
+    `port=` restarts one on the port of a stopped one."""
     _require_llama_cpp()
-    return lambda: LlamaCppServer(embedded_gguf)
+    return lambda port=None: LlamaCppServer(embedded_gguf, port=port)
 
 
 @pytest.fixture(scope="session")

@@ -136,3 +136,22 @@ def test_sampling_decode_runs_and_reproduces(llamacpp_engine) -> None:  # type: 
     assert [c.tokens for c in first][4] == alone[0].tokens
     assert len({tuple(c.tokens) for c in first}) > 1
     assert engine.describe()["engine"] == "llamacpp"
+
+
+@pytest.mark.model
+def test_load_engine_without_a_model_runs_the_embedded_gguf() -> None:
+    # The audit's engine row loads every engine by name this way.
+    pytest.importorskip("llama_cpp", reason="llama_cpp not importable: pip install 'tokendice[llamacpp]'")
+    engine = load_engine("llamacpp", None, n_threads=1)
+    assert engine.model_id == "smollm2-135m" and engine.white_box
+    described = engine.describe()
+    assert described["model_path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf") and described["threads"] == 1
+
+
+@pytest.mark.model
+def test_every_token_decodes_as_in_transformers(llamacpp_engine, hf_engine) -> None:  # type: ignore[no-untyped-def]
+    # llama-cpp-python's own detokenize drops pieces over 32 bytes (47 tokens here, e.g. long runs of spaces).
+    ours, theirs = llamacpp_engine.tokenizer, hf_engine.tokenizer
+    assert [i for i in range(ours.vocab_size) if ours.decode([i]) != theirs.decode([i])] == []
+    dashes = "-" * 64
+    assert ours.decode(ours.encode(dashes)) == dashes

@@ -190,3 +190,68 @@ def test_audit_is_stored_with_its_controls(tmp_path):
         batch2 = report.condition("batch 2").sample_ids
         assert [samples[i].text for i in batch2] == ["abdx<eos>"] * 2
     assert math.isclose(report.condition("batch 2").margin, TIE, abs_tol=1e-6)
+
+
+class Server:
+    """A scripted black-box engine: the baseline's text, or one that flips the tie at step 2."""
+
+    name, model_id, white_box = "server", "fake", False
+
+    def __init__(self, pieces):
+        self.pieces, self.closed = pieces, False
+
+    def generate(self, prompt, params, seed, sample_id, top_logprobs=5):
+        from tokendice.engines.blackbox import BlackBoxCompletion
+
+        return BlackBoxCompletion(sample_id, seed, "".join(self.pieces), list(self.pieces), [-0.001] * len(self.pieces))
+
+    def close(self):
+        self.closed = True
+
+
+def test_black_box_engines_are_compared_by_text():
+    same, flipped = Server(["a", "b", "c", "x", "<eos>"]), Server(["a", "b", "d", "x", "<eos>"])
+    provider = FixedProvider(fake(), others={"same": same, "flipped": flipped})
+    report = run_audit(provider, "x", GREEDY, repeats=2, conditions="engines")
+    assert report.condition("same").identical and report.condition("same").max_logprob_diff < 0.01
+    c = report.condition("flipped")
+    assert c.first_divergence == 2 and (c.baseline_token, c.condition_token) == ("c", "d")
+    assert c.margin == pytest.approx(TIE, abs=1e-6) and c.notes[0].startswith("black-box")
+    assert same.closed and flipped.closed
+
+
+def test_a_stored_report_reloads():
+    from tokendice.experiments.audit import AuditReport
+
+    report = audit(fake(batch_noise(2)), conditions="batch", repeats=1)
+    again = AuditReport.from_dict(report.to_dict())
+    assert again.to_dict() == report.to_dict()
+    assert again.condition("batch 2").changes_output
+
+
+def test_a_condition_that_fails_is_reported_and_the_audit_goes_on():
+    class Broken(FakeEngine):
+        def prefill(self, prompts):
+            if len(prompts) > 2:
+                raise RuntimeError("out of memory\nsecond line")
+            return super().prefill(prompts)
+
+    report = audit(Broken(VOCAB, next_logits), conditions="batch,engines")
+    assert report.condition("batch 2").verdict == "identical"
+    assert report.condition("batch 8").status == "failed" and report.condition("batch 8").verdict == "failed: out of memory"
+    assert "batch 8" in report.summary["not_tested"]
+
+
+def test_a_variant_that_cannot_load_is_reported_failed():
+    from tokendice.errors import ModelNotFoundError
+    from tokendice.experiments.audit_engines import DTYPE, WHITE_BOX_CONTROLS
+
+    class Provider(FixedProvider):
+        def engine(self, setup):
+            if setup.dtype != "float32":
+                raise ModelNotFoundError(f"no {setup.dtype} weights")
+            return super().engine(setup)
+
+    report = run_audit(Provider(fake(), controls=WHITE_BOX_CONTROLS | {DTYPE}), "x", GREEDY, repeats=1, conditions="dtype")
+    assert report.condition("bfloat16").verdict == "failed to load: no bfloat16 weights"
+    assert report.condition("baseline").verdict == "identical"

@@ -11,7 +11,7 @@ from tokendice.experiments.audit_controls import Setup
 from tokendice.experiments.audit_engines import FixedProvider
 from tokendice.experiments.audit_prompts import read_prompts, run_agreement
 from tokendice.params import SamplingParams
-from test_audit import GREEDY, batch_noise, fake
+from tests.experiments.test_audit import GREEDY, batch_noise, fake
 
 PROMPTS = ["x", "xx", "xxx"]
 

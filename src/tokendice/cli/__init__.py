@@ -10,7 +10,7 @@ from typing import Sequence
 from tokendice import __version__
 from tokendice.errors import TokendiceError
 
-COMMANDS = ("trace", "sample", "enumerate", "runs", "models", "audit", "diff")
+COMMANDS = ("trace", "sample", "enumerate", "runs", "models", "audit", "diff", "compare", "perturb")
 
 
 def build_parser() -> argparse.ArgumentParser:

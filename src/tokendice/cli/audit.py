@@ -100,7 +100,7 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[int, int, str], None] | No
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(file=sys.stderr), transient=True) as bar:
-        task = bar.add_task("loading", total=None)
+        task = bar.add_task("loading the model", total=None)
 
         def update(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=label)

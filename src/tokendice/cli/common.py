@@ -14,10 +14,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", "-m", default=None, help="model: the embedded 'smollm2-135m' (default), a transformers id or directory, or a GGUF path for --engine llamacpp")
     g.add_argument("--engine", "-e", default="hf", help="hf (transformers, default), llamacpp, openai")
     g.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights and activations dtype (hf engine)")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads: torch's for hf (default all), llama.cpp's for llamacpp (default half)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run (off by default)")
     g.add_argument("--base-url", default=None, help="OpenAI-compatible server URL (--engine openai)")
-    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (--engine openai)")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (--engine openai; the key is never stored or printed)")
+    g.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (--engine openai, default 8)")
+    g.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one answer (--engine openai, default 60)")
+    g.add_argument("--max-retries", type=int, default=4, help="retries on 429, 5xx and connection errors, with backoff (--engine openai, default 4)")
 
 
 def add_sampling_args(p: argparse.ArgumentParser, max_new_tokens: int = 20) -> None:
@@ -63,7 +66,13 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.engine == "llamacpp":
         return {"n_threads": args.threads}
     if args.engine == "openai":
-        return {"base_url": args.base_url, "api_key_env": args.api_key_env}
+        options = {"base_url": args.base_url, "api_key_env": args.api_key_env}
+        for name in ("concurrency", "timeout", "max_retries"):
+            if getattr(args, name, None) is not None:
+                options[name] = getattr(args, name)
+        if getattr(args, "chat", False):
+            options["endpoint"] = "chat"  # the server applies its chat template
+        return options
     return {}
 
 

@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tokendice.cli.progress import progress_bar
+    from tokendice.experiments.blackbox_runs import require_white_box
     from tokendice.experiments.enumerate import enumerate_completions
     from tokendice.experiments.prompting import encode_prompt
     from tokendice.store import build_manifest
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     check_prompt(args.prompt)
     store = open_store(args)
     engine = load_engine_from_args(args)
+    require_white_box(engine, "exact enumeration (every completion with its probability)")
     prompt_ids = encode_prompt(engine.tokenizer, args.prompt, args.chat)
     extra = {"enumerate": {"prompt": args.prompt, "chat": args.chat, "mass": args.mass, "max_nodes": args.max_nodes, "min_prob": args.min_prob}}
     run_id = store.create_run("enumerate", build_manifest("enumerate", params.to_dict(), engine.describe(), extra), args.prompt, engine.name, engine.model_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from tokendice.cli.common import (
     add_model_args,
@@ -17,7 +18,7 @@ from tokendice.cli.common import (
     read_prompts_file,
     rng_from_args,
 )
-from tokendice.errors import ParameterError
+from tokendice.errors import EngineError, ParameterError
 
 HELP = "sample N completions (independent or branching), store them, and compare frequencies with exact probabilities"
 
@@ -51,8 +52,14 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         record = store.get_run(args.resume)
         spec = load_sample_spec(store, record.id)
-        options = engine_options(argparse.Namespace(**{**vars(args), "engine": record.engine}))
+        if record.engine == "openai":  # the server named in the manifest (or --base-url), never a stored key
+            from tokendice.experiments.blackbox_runs import resume_options
+
+            options = resume_options(record.manifest.get("engine") or {}, args.base_url, args.api_key_env)
+        else:
+            options = engine_options(argparse.Namespace(**{**vars(args), "engine": record.engine}))
         engine = get_engine(record.engine, record.model, **options)
+        _check_white_box_options(engine, args)
         run_id = record.id
     else:
         prompts = read_prompts_file(args.prompts) if args.prompts else [args.prompt or ""]
@@ -63,17 +70,40 @@ def run(args: argparse.Namespace) -> int:
         rng = rng_from_args(args)
         spec = SampleSpec(tuple(prompts), params_from_args(args), args.n, rng.seed, rng.mode, args.method, args.chat, args.batch_size)
         engine = get_engine(args.engine, args.model, **engine_options(args))
+        _check_white_box_options(engine, args)
         run_id = start_sample_run(store, engine, spec)
     total = spec.n * len(spec.prompts)
     with progress_bar(f"sampling ({spec.method})", total, progress_enabled(args)) as advance:
-        fill_sample_run(store, engine, run_id, progress=advance)
+        try:
+            fill_sample_run(store, engine, run_id, progress=advance)
+        except EngineError as exc:  # e.g. the server went away: say what is kept and how to go on
+            stored = store.count_samples(run_id)
+            raise type(exc)(f"{exc}; {stored} of {total} samples are stored: continue with tokendice sample --resume {run_id}") from exc
     report, analyses = analyse_run(store, engine, run_id, spec, args)
+    server = store.get_result(run_id, "server")
+    if server is not None:
+        from tokendice.experiments.blackbox_runs import consistency_warning
+
+        warning = consistency_warning(server)
+        report["server"] = server
+        report["warnings"] = [warning] if warning else []
+        if warning:
+            print(f"tokendice: warning: {warning}", file=sys.stderr)
     store.save_result(run_id, "analysis", report)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         _print(report, analyses, store, run_id, spec, args)
     return 0
+
+
+def _check_white_box_options(engine, args: argparse.Namespace) -> None:
+    from tokendice.experiments.blackbox_runs import require_white_box
+
+    if args.exact:
+        require_white_box(engine, "--exact (an exact enumeration)")
+    if args.at_prefix is not None:
+        require_white_box(engine, "--at-prefix (predicted next-token probabilities)")
 
 
 def analyse_run(store, engine, run_id: str, spec, args: argparse.Namespace) -> tuple[dict, list]:
@@ -87,11 +117,13 @@ def analyse_run(store, engine, run_id: str, spec, args: argparse.Namespace) -> t
     for index, prompt in enumerate(spec.prompts):
         samples = store.samples(run_id, prompt_index=index)
         outputs.append([s.text for s in samples])
-        prompt_ids = encode_prompt(engine.tokenizer, prompt, spec.chat)
+        white_box = getattr(engine, "white_box", True)
+        prompt_ids = encode_prompt(engine.tokenizer, prompt, spec.chat) if white_box else []
         exact = None
         if args.exact:
             exact = enumerate_completions(engine, prompt_ids, spec.params, mass=args.mass, max_nodes=args.max_nodes)
-        analysis = analyze_samples(samples, exact, greedy=spec.params.greedy)
+        # A server's greedy samples are not known to be deterministic: no p = 1 for them.
+        analysis = analyze_samples(samples, exact, greedy=spec.params.greedy and white_box)
         if args.at_prefix is not None:
             analysis.at_prefix = check_prefix(
                 samples,

@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from tokendice.experiments.trace import run_trace
 
     engine = load_engine_from_args(args)
+    if not getattr(engine, "white_box", True):
+        return run_blackbox(args, engine, params, rng)
     trace = run_trace(engine, args.prompt, params, seed=rng.seed, rng_mode=rng.mode, top=args.top, chat=args.chat)
     run_id = store_trace(open_store(args), engine, trace, args.chat)
     if args.html:
@@ -43,6 +45,31 @@ def run(args: argparse.Namespace) -> int:
 
         console = make_console()
         print_trace(trace, console)
+        console.print(f"[dim]run {run_id} stored (tokendice runs show {run_id})[/]")
+    return 0
+
+
+def run_blackbox(args: argparse.Namespace, engine, params, rng) -> int:
+    """A trace on a server: reported tokens and logprobs; warnings on stderr and in the JSON."""
+    import sys
+
+    from tokendice.errors import ParameterError
+    from tokendice.experiments.blackbox_runs import run_blackbox_trace, store_blackbox_trace
+
+    if args.html:
+        raise ParameterError("--html shows per-stage probabilities, which a black-box engine does not report: use --json")
+    trace = run_blackbox_trace(engine, args.prompt, params, seed=rng.seed, rng_mode=rng.mode, top=args.top, chat=args.chat)
+    run_id = store_blackbox_trace(open_store(args), engine, trace)
+    for warning in trace.warnings:
+        print(f"tokendice: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"run_id": run_id, **trace.to_dict()}, indent=2, ensure_ascii=False))
+    else:
+        from tokendice.render.blackbox_terminal import print_blackbox_trace
+        from tokendice.render.trace_terminal import make_console
+
+        console = make_console()
+        print_blackbox_trace(trace, console)
         console.print(f"[dim]run {run_id} stored (tokendice runs show {run_id})[/]")
     return 0
 

@@ -25,6 +25,7 @@ engine's, costs B). Correct first, not fast.
 from __future__ import annotations
 
 import os
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
@@ -69,12 +70,24 @@ class LlamaCppTokenizer:
         if eot is not None and eot() >= 0:
             eos.append(eot())
         self.eos_token_ids = tuple(dict.fromkeys(int(i) for i in eos if i is not None and i >= 0))
+        self._pieces: dict[int, bytes] = {}
 
     def encode(self, text: str) -> list[int]:
         return [int(t) for t in self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self._llm.detokenize([int(i) for i in ids], special=True).decode("utf-8", errors="replace")
+        # Not Llama.detokenize: its 32-byte buffer per token drops longer pieces (SmolLM2 has
+        # 47, runs of spaces and dashes); llama-cpp-python's server has the same flaw.
+        data = b"".join(self._piece(int(i)) for i in ids)
+        if ids and int(ids[0]) == self._llm.token_bos() and data[:1] == b" ":
+            data = data[1:]  # as Llama.detokenize: no space after a leading BOS
+        return data.decode("utf-8", errors="replace")
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = token_piece(self._llm, token)
+        return piece
 
     def apply_chat_template(self, text: str) -> list[int]:
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -125,6 +138,8 @@ class LlamaCppEngine:
         except (ValueError, RuntimeError) as exc:
             raise ModelNotFoundError(f"llama.cpp cannot load {self.model_path}: {exc}") from exc
         self._llama_cpp = llama_cpp
+        # Free the model while llama_cpp's module is intact (its __del__ fails at interpreter exit).
+        weakref.finalize(self, self._llm.close)
         self.tokenizer = LlamaCppTokenizer(self._llm)
         self.vocab_size = self.tokenizer.vocab_size
         self._rewindable = not _is_recurrent(llama_cpp, self._llm)
@@ -242,10 +257,25 @@ def _is_recurrent(llama_cpp: Any, llm: Any) -> bool:
     return any(bool(check(llm.model)) for check in checks if check is not None)
 
 
+def token_piece(llm: Any, token: int) -> bytes:
+    """The bytes of one token (special tokens written out), however long."""
+    import ctypes
+
+    import llama_cpp
+
+    size = 32
+    while True:
+        buffer = (ctypes.c_char * size)()
+        n = llama_cpp.llama_token_to_piece(llm._model.vocab, llama_cpp.llama_token(token), buffer, size, 0, True)
+        if n >= 0:
+            return bytes(buffer[:n])
+        size = -n  # too small: llama.cpp says how much it needs
+
+
 def _piece(llm: Any, token: int) -> str:
     if token is None or token < 0:
         return ""
-    return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+    return token_piece(llm, token).decode("utf-8", errors="replace")
 
 
 def _resolve(model: str | None) -> Path:

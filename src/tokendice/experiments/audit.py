@@ -51,6 +51,7 @@ class ConditionResult:
     tarr: float | None = None  # TARr@R of this condition's repeats: 1 if all agree, else 0
     first_divergence: int | None = None  # earliest step where a repeat chose differently from the reference
     divergent_repeats: int = 0
+    divergent_repeat: int | None = None  # the repeat that forked first (index into sample_ids)
     baseline_token: str | None = None  # at the divergence step ("(end)" where one run stopped)
     condition_token: str | None = None
     margin: float | None = None  # reference's top-1 minus top-2 model log-prob at the divergence step
@@ -107,6 +108,14 @@ class AuditReport:
         data["kind"] = "audit"
         return _finite(data)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditReport:
+        """A report as `to_dict` wrote it (a stored run's 'report'), without its samples."""
+        known = {f for f in ConditionResult.__dataclass_fields__}
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "conditions"}
+        conditions = [ConditionResult(**{k: v for k, v in c.items() if k in known}) for c in data.get("conditions", [])]
+        return cls(**fields, conditions=conditions)
+
 
 def run_audit(
     provider: EngineProvider,
@@ -146,10 +155,21 @@ def run_audit(
     with applied(baseline):
         base_description = base_engine.describe()
     for variant in variants:
-        engine = _engine_for(provider, variant)
+        if progress is not None:
+            progress(done, total, f"loading {variant.label}")
+        try:
+            engine = _engine_for(provider, variant)
+        except (TokendiceError, RuntimeError, OSError) as exc:  # e.g. a dtype this model cannot load in
+            if variant.group == BASELINE:
+                raise
+            engine = ConditionResult(variant.group, variant.label, "failed", f"failed to load: {_first_line(exc)}")
         if isinstance(engine, ConditionResult):
             results.append(engine)
             total -= repeats
+            continue
+        if not getattr(engine, "white_box", True):
+            results.append(_black_box(variant, engine, prompt, params, rng, repeats, ref, base_engine))
+            done += repeats
             continue
         ids = prompt_ids if engine is base_engine else encode_prompt(engine.tokenizer, prompt, chat)
         outcomes: list[Outcome] = []
@@ -224,7 +244,7 @@ def compare(variant: Variant, outcomes: Sequence[Outcome], ref: Outcome, decode:
     if diverged:
         step, i = min(diverged)
         other = outcomes[i]
-        result.first_divergence = step
+        result.first_divergence, result.divergent_repeat = step, i
         result.baseline_token = decode([ref.tokens[step]]) if step < len(ref.tokens) else "(end)"
         result.condition_token = decode([other.tokens[step]]) if step < len(other.tokens) else "(end)"
         result.margin, result.condition_margin = ref.margin(step), other.margin(step)
@@ -249,11 +269,24 @@ def _engine_for(provider: EngineProvider, variant: Variant) -> Engine | Conditio
     other = provider.other(variant.label)
     if isinstance(other, str):
         return ConditionResult(ENGINES, variant.label, "unavailable", other)
-    if not getattr(other, "white_box", True):
-        _close(other)
-        return ConditionResult(ENGINES, variant.label, "not applicable",
-                               f"not applicable for engine {variant.label} (black-box: no logits to audit)")
     return other
+
+
+def _black_box(variant: Variant, engine: Any, prompt: str, params: SamplingParams, rng: RandomSpec, repeats: int,
+               ref: Outcome | None, base_engine: Engine) -> ConditionResult:
+    """Run a server R times and compare by text (see audit_blackbox)."""
+    from tokendice.experiments.audit_blackbox import black_box_fields
+
+    assert ref is not None
+    try:
+        fields = black_box_fields(engine, prompt, params, rng, repeats, ref, base_engine.tokenizer.decode)
+    except TokendiceError as exc:
+        return ConditionResult(ENGINES, variant.label, "failed", f"failed: {_first_line(exc)}")
+    finally:
+        _close(engine)
+    result = ConditionResult(ENGINES, variant.label, "ran", setup=variant.setup.to_dict(), **fields)
+    result.verdict = verdict(result)
+    return result
 
 
 def _release(provider: EngineProvider, variant: Variant, engine: Engine, base_engine: Engine) -> None:

@@ -161,7 +161,8 @@ def run_blackbox_trace(
 
 
 def store_blackbox_trace(store: Store, engine: BlackBoxEngine, trace: BlackBoxTrace) -> str:
-    """Keep a black-box trace as a run: sample 0 in the samples table, the trace as result 'trace'."""
+    """Keep a black-box trace as a run: sample 0 in the samples table (what `tokendice diff`
+    reads), the trace as result 'blackbox_trace'."""
     extra = {
         "trace": {"prompt": trace.prompt, "seed": trace.seed, "rng": "per-sample", "top": max((len(s.top) for s in trace.steps), default=0),
                   "chat": getattr(engine, "endpoint", "") == "chat"},
@@ -174,7 +175,7 @@ def store_blackbox_trace(store: Store, engine: BlackBoxEngine, trace: BlackBoxTr
     record = sample_record(0, 0, [s.text for s in steps], ids, [s.logprob for s in steps], trace.text,
                            trace.reported_finish_reason, trace.distribution)
     store.add_samples(run_id, [record])
-    store.save_result(run_id, "trace", trace.to_dict())
+    store.save_result(run_id, "blackbox_trace", trace.to_dict())  # not "trace": its steps have no per-stage fields
     store.set_status(run_id, "complete")
     return run_id
 

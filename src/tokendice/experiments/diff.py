@@ -35,6 +35,7 @@ class DiffSide:
     model_logprobs: list[float | None]
     top: list[list[dict[str, Any]]] | None = None  # per step: {token_id, text, model_prob, model_logprob}
     finish_reason: str | None = None
+    condition: str | None = None  # for a sample of an audit: the condition it ran under
 
     @property
     def text(self) -> str:
@@ -115,19 +116,25 @@ def _side_from_run(store: Store, source: str, run_id: str, prompt_index: int, sa
         shown = f"{have[0]}..{have[-1]}" if have else "none"
         raise StoreError(f"run {run.id} has no sample {sample} for prompt {prompt_index} (samples: {shown})")
     s = found[0]
-    return DiffSide(
-        source=source, prompt=_run_prompt(store, run, prompt_index), model=run.model, engine=run.engine,
+    report = store.get_result(run.id, "report") if run.kind == "audit" else None
+    report = report if isinstance(report, dict) else {}
+    side = DiffSide(
+        source=source, prompt=_run_prompt(report, run.prompt, prompt_index), model=run.model, engine=run.engine,
         tokens=list(s.tokens), token_texts=list(s.token_texts), model_logprobs=[_lp(x) for x in s.model_logprobs],
         finish_reason=s.finish_reason,
     )
+    for c in report.get("conditions") or []:  # an audit: which condition this sample ran under
+        if isinstance(c, dict) and sample in (c.get("sample_ids") or []):
+            side.condition = c.get("label")
+            side.engine = c.get("label") if c.get("group") == "engines" else side.engine
+    return side
 
 
-def _run_prompt(store: Store, run: Any, prompt_index: int) -> str:
-    report = store.get_result(run.id, "report") if run.kind == "audit" else None
-    prompts = report.get("prompts") if isinstance(report, dict) else None
+def _run_prompt(report: dict[str, Any], prompt: str, prompt_index: int) -> str:
+    prompts = report.get("prompts")
     if isinstance(prompts, list) and prompt_index < len(prompts) and isinstance(prompts[prompt_index], dict):
-        return str(prompts[prompt_index].get("prompt", run.prompt))
-    return run.prompt
+        return str(prompts[prompt_index].get("prompt", prompt))
+    return prompt
 
 
 def diff_sides(a: DiffSide, b: DiffSide) -> DiffReport:

@@ -106,13 +106,14 @@ def analyze_samples(samples: Sequence[SampleRecord], exact: Enumeration | None =
         source = f"exact enumeration ({exact.found_mass:.4f} of the mass found)"
     else:
         probs = {k: (1.0 if greedy else math.exp(s.sampling_logprob)) for k, s in by_tokens.items()}
-        source = "the log-probabilities recorded while sampling"
+        probs = {k: p for k, p in probs.items() if not math.isnan(p)}  # NaN: not known (a server's samples)
+        source = "the log-probabilities recorded while sampling" if probs else "none: the engine reported no sampling probabilities"
     rows = [
         CompletionRow(by_tokens[k].text, k, Frequency.of(c, n), probs.get(k))
         for k, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     fit = None
-    if len(counts) > 1 or exact is not None:
+    if probs and (len(counts) > 1 or exact is not None):
         known = {k: p for k, p in probs.items() if p > 0}
         rest = max(0.0, 1.0 - math.fsum(known.values()))
         scale = 1.0 if rest > 0 or math.isclose(math.fsum(known.values()), 1.0, abs_tol=1e-6) else 1.0 / math.fsum(known.values())

@@ -32,7 +32,8 @@ def _style(c: ConditionResult) -> str:
 
 
 def _setup_words(setup: dict[str, Any]) -> str:
-    threads = f"all {setup['threads']} threads" if setup.get("all_threads") else f"{setup['threads']} thread(s)"
+    n = setup["threads"]
+    threads = f"all {n} threads" if setup.get("all_threads") else f"{n} thread{'' if n == 1 else 's'}"
     cache = "KV cache on" if setup["kv_cache"] else "KV cache off"
     det = ", deterministic algorithms" if setup.get("deterministic") else ""
     return f"{setup['engine']}, batch {setup['batch_size']}, {setup['dtype']}, {threads}, {cache}, {setup['attention']}{det}"
@@ -68,7 +69,7 @@ def audit_renderable(report: AuditReport) -> Group:
             _num(c.max_logprob_diff), _num(c.margin, ".3g"), f"{c.seconds:.1f}s" if c.ran else "-",
         )
     parts: list[Any] = [header, intro, table]
-    details = [_divergence_line(c) for c in report.conditions if c.changes_output]
+    details = [_divergence_line(c, report.run_id) for c in report.conditions if c.changes_output]
     if details:
         parts.append(Text("where runs fork (margin: the baseline's top-1 minus top-2 model log-prob there):\n"
                           + "\n".join(details)))
@@ -76,7 +77,7 @@ def audit_renderable(report: AuditReport) -> Group:
     return Group(*parts)
 
 
-def _divergence_line(c: ConditionResult) -> str:
+def _divergence_line(c: ConditionResult, run_id: str | None) -> str:
     k = c.first_divergence
     line = f"  {c.label}: step {k}: baseline {show_token(c.baseline_token or '')} vs {show_token(c.condition_token or '')}"
     if c.margin is not None:
@@ -87,6 +88,8 @@ def _divergence_line(c: ConditionResult) -> str:
         line += f"; drift along the whole baseline {_num(c.max_logprob_diff_forced)}"
     if c.unique_outputs > 1:
         line += f"; {c.unique_outputs} distinct outputs over {c.repeats} repeats"
+    if run_id and c.divergent_repeat is not None and c.divergent_repeat < len(c.sample_ids):
+        line += f"\n    see: tokendice diff {run_id}:0 {run_id}:{c.sample_ids[c.divergent_repeat]}"
     return line
 
 
@@ -166,7 +169,9 @@ def diff_renderable(report: DiffReport) -> Group:
 def _describe(side: DiffSide) -> str:
     what = escape(side.source)
     if side.model:
-        what += f" · {escape(side.model)}" + (f" ({side.engine})" if side.engine else "")
+        what += f" · {escape(side.model)}" + (f" ({escape(side.engine)})" if side.engine else "")
+    if side.condition:
+        what += f" · audit condition: {escape(side.condition)}"
     return f"{what} · {len(side.tokens)} tokens · {escape(show_token(_clip(side.text, 60)))}"
 
 

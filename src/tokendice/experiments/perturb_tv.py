@@ -1,0 +1,68 @@
+"""How far a variant moves the completion distribution: total variation from scored completions.
+
+TV(P, Q) = Σ_x (P(x) - Q(x))_+ = E_{x~P}[(1 - Q(x)/P(x))_+]: both forms need
+completions x of the original prompt (distribution P) scored exactly under P and
+under the variant's prompt (Q), which teacher forcing gives.
+
+- exact: when an enumeration of P holds the target mass, the listed completions
+  give S = Σ_listed (P - Q)_+ and the unlisted rest r = 1 - P(listed) bounds the
+  remainder: TV ∈ [S, S + r], hard bounds (the point value is their midpoint).
+- samples: N draws from P give the unbiased Monte Carlo mean of (1 - Q/P)_+ with
+  a normal-approximation 95% interval from its standard error (each term lies in
+  [0, 1], so the standard error is at most 0.5/√N). There is no plug-in bias:
+  P and Q are exact for every sampled completion, only the average is random.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class TVEstimate:
+    """Total variation between the original's and a variant's completion distributions."""
+
+    value: float
+    low: float
+    high: float
+    method: str  # "exact" (enumeration, hard bounds) or "samples" (Monte Carlo, 95% interval)
+    n: int  # completions listed (exact) or samples drawn (samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ratio_terms(p_logp: np.ndarray, q_logp: np.ndarray) -> np.ndarray:
+    """(1 - Q/P)_+ per completion; a completion impossible under P contributes 0."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        ratio = np.exp(np.minimum(q_logp - p_logp, 0.0))
+    terms = 1.0 - ratio
+    return np.where(np.isfinite(p_logp), np.nan_to_num(terms, nan=0.0), 0.0)
+
+
+def tv_exact(p_logp: np.ndarray, q_logp: np.ndarray) -> list[TVEstimate]:
+    """Hard bounds from a partial enumeration of P: `p_logp` [C], `q_logp` [variants, C]."""
+    p = np.exp(p_logp)
+    rest = max(0.0, 1.0 - math.fsum(p.tolist()))
+    listed = np.clip(p[None, :] - np.exp(q_logp), 0.0, None).sum(axis=-1)
+    return [TVEstimate(float(s + rest / 2), float(s), float(min(1.0, s + rest)), "exact", len(p)) for s in listed]
+
+
+def tv_samples(p_logp: np.ndarray, q_logp: np.ndarray, counts: np.ndarray) -> list[TVEstimate]:
+    """Monte Carlo over samples from P: distinct completions with their `counts` [C]."""
+    n = int(counts.sum())
+    weights = counts / n
+    terms = _ratio_terms(p_logp[None, :], q_logp)
+    mean = (terms * weights).sum(axis=-1)
+    var = (weights * (terms - mean[:, None]) ** 2).sum(axis=-1) * (n / (n - 1) if n > 1 else 0.0)
+    se = np.sqrt(var / n)
+    return [
+        TVEstimate(float(m), float(max(0.0, m - Z95 * s)), float(min(1.0, m + Z95 * s)), "samples", n)
+        for m, s in zip(mean, se)
+    ]

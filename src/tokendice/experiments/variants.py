@@ -1,0 +1,252 @@
+"""Prompt variants: small, meaning-preserving edits of a prompt, each named and deterministic.
+
+A generator maps the prompt text to a new text (and may switch the chat template
+on or off). Names have the form `kind.what` (`case.lower`, `punct.question`);
+`+` composes them, applied left to right (`case.lower+punct.question`). User
+variants come from a file: a literal prompt, or a template in which `{p}` stands
+for the original prompt. A variant whose text and encoding equal the original's,
+or an earlier variant's, is skipped with a note rather than measured twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from tokendice.errors import ParameterError
+
+FINAL_PUNCT = ".!?:;,"
+PLACEHOLDER = "{p}"
+
+
+@dataclass(frozen=True)
+class Generator:
+    """One named edit. `chat` None keeps the encoding; True/False switches the chat template on/off."""
+
+    name: str
+    description: str
+    transform: Callable[[str], str]
+    chat: bool | None = None
+    default: bool = True
+
+    @property
+    def kind(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A prompt to measure: its text, whether it is wrapped in the chat template, and how it was made."""
+
+    name: str
+    kind: str
+    prompt: str
+    chat: bool = False
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class UserVariant:
+    """A variant from a --variants file: a literal prompt, or a template holding `{p}`."""
+
+    name: str
+    text: str
+    chat: bool | None = None
+
+    @property
+    def is_template(self) -> bool:
+        return PLACEHOLDER in self.text
+
+
+@dataclass
+class VariantSet:
+    original: Variant
+    variants: list[Variant]
+    skipped: list[dict[str, str]]  # {"name", "prompt", "note"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"original": self.original.to_dict(), "variants": [v.to_dict() for v in self.variants], "skipped": self.skipped}
+
+
+def _words_capitalised(text: str) -> str:
+    return re.sub(r"(^|\s)(\S)", lambda m: m.group(1) + m.group(2).upper(), text)
+
+
+def _final(mark: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        return text.rstrip().rstrip(FINAL_PUNCT).rstrip() + mark
+
+    return edit
+
+
+def _wrap(left: str, right: str) -> Callable[[str], str]:
+    return lambda text: f"{left}{text}{right}"
+
+
+def _template(template: str) -> Callable[[str], str]:
+    return lambda text: template.replace(PLACEHOLDER, text)
+
+
+_BUILTIN = [
+    Generator("whitespace.trailing_space", "append a space", lambda t: t + " "),
+    Generator("whitespace.leading_space", "prepend a space", lambda t: " " + t, default=False),
+    Generator("whitespace.double_space", "double every space", lambda t: t.replace(" ", "  ")),
+    Generator("whitespace.newline", "append a newline", lambda t: t + "\n"),
+    Generator("case.lower", "lower-case everything", str.lower),
+    Generator("case.upper", "upper-case everything", str.upper),
+    Generator("case.title", "capitalise every word", _words_capitalised),
+    Generator("punct.period", "end with a period", _final(".")),
+    Generator("punct.question", "end with a question mark", _final("?")),
+    Generator("punct.colon", "end with a colon", _final(":"), default=False),
+    Generator("punct.none", "drop the final punctuation", _final("")),
+    Generator("quotes.double", 'wrap in "double quotes"', _wrap('"', '"')),
+    Generator("quotes.single", "wrap in 'single quotes'", _wrap("'", "'"), default=False),
+    Generator("quotes.curly", "wrap in “curly quotes”", _wrap("“", "”"), default=False),
+    Generator("sep.colon", 'field and separator "Text: "', _template("Text: {p}"), default=False),
+    Generator("sep.newline", 'field and separator "Text:\\n"', _template("Text:\n{p}")),
+    Generator("sep.dash", 'field and separator "Text - "', _template("Text - {p}"), default=False),
+    Generator("template.chat", "the model's chat template instead of raw text", lambda t: t, chat=True),
+    Generator("template.raw", "raw text instead of the chat template", lambda t: t, chat=False),
+    Generator("para.complete", 'instruction "Complete the sentence: "', _template("Complete the sentence: {p}")),
+    Generator("para.continue", 'instruction "Continue the text: "', _template("Continue the text: {p}"), default=False),
+    Generator("para.answer", 'instruction "Answer briefly. "', _template("Answer briefly. {p}"), default=False),
+]
+GENERATORS: dict[str, Generator] = {g.name: g for g in _BUILTIN}
+KINDS = tuple(dict.fromkeys(g.kind for g in _BUILTIN)) + ("user",)
+
+
+def default_names() -> list[str]:
+    """The variants measured when none are chosen."""
+    return [g.name for g in _BUILTIN if g.default]
+
+
+def apply(name: str, prompt: str, chat: bool) -> Variant:
+    """The variant `name` (built-in generators joined by `+`) of `prompt`."""
+    parts = [part.strip() for part in name.split("+")]
+    text, encoded_chat, kinds, words = prompt, chat, [], []
+    for part in parts:
+        generator = GENERATORS.get(part)
+        if generator is None:
+            raise ParameterError(f"unknown variant {part!r}; known: {', '.join(GENERATORS)} (join with '+')")
+        text = generator.transform(text)
+        if generator.chat is not None:
+            encoded_chat = generator.chat
+        kinds.append(generator.kind)
+        words.append(generator.description)
+    return Variant("+".join(parts), "+".join(dict.fromkeys(kinds)), text, encoded_chat, ", then ".join(words))
+
+
+def user_variant(item: UserVariant, prompt: str, chat: bool) -> Variant:
+    text = item.text.replace(PLACEHOLDER, prompt)
+    encoded_chat = chat if item.chat is None else item.chat
+    how = f"template {item.text!r}" if item.is_template else "literal prompt from the variants file"
+    return Variant(item.name, "user", text, encoded_chat, how)
+
+
+def make_variants(
+    prompt: str,
+    chat: bool = False,
+    names: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    user: Sequence[UserVariant] = (),
+) -> VariantSet:
+    """The original and its variants, in a fixed order; duplicates and no-op edits are skipped with a note.
+
+    `names` picks variants (built-in names, `+` compositions, user variant names);
+    by default every default built-in and every user variant is used. `kinds`
+    keeps only variants all of whose parts are of those kinds (without `names`,
+    out of every built-in, the non-default ones included).
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ParameterError("prompt must be a non-empty string")
+    check_kinds(kinds)
+    by_user_name = {u.name: u for u in user}
+    if names is not None:
+        chosen = list(names)
+    else:
+        chosen = (default_names() if kinds is None else list(GENERATORS)) + list(by_user_name)
+    original = Variant("original", "original", prompt, chat, "the prompt as given")
+    seen: dict[tuple[str, bool], str] = {(prompt, chat): "the original"}
+    variants, skipped = [], []
+    for name in dict.fromkeys(chosen):
+        variant = user_variant(by_user_name[name], prompt, chat) if name in by_user_name else apply(name, prompt, chat)
+        if kinds is not None and not set(variant.kind.split("+")) <= set(kinds):
+            continue
+        key = (variant.prompt, variant.chat)
+        if not variant.prompt.strip():
+            skipped.append({"name": variant.name, "prompt": variant.prompt, "note": "empty prompt"})
+        elif key in seen:
+            skipped.append({"name": variant.name, "prompt": variant.prompt, "note": f"same as {seen[key]}"})
+        else:
+            seen[key] = variant.name
+            variants.append(variant)
+    return VariantSet(original, variants, skipped)
+
+
+def check_kinds(kinds: Iterable[str] | None) -> None:
+    unknown = sorted(set(kinds or ()) - set(KINDS))
+    if unknown:
+        raise ParameterError(f"unknown variant kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+
+
+def parse_names(text: str | None) -> list[str] | None:
+    """A comma-separated list of variant names (None stays None)."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ParameterError("--variants-only needs at least one variant name")
+    return names
+
+
+def read_variants_file(path: str) -> list[UserVariant]:
+    """One variant a line (a literal prompt, or a template with {p}; `\\n` stands for a newline), or
+    JSONL objects {"name": ..., "prompt": ..., "chat": ...} ("name" and "chat" optional; a line
+    starting with `{"` is JSON). Blank lines are skipped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f]
+    except OSError as exc:
+        raise ParameterError(f"cannot read variants file {path}: {exc.strerror}") from exc
+    out: list[UserVariant] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        name, text, chat = f"user.{len(out) + 1}", line.replace("\\n", "\n"), None
+        if line.lstrip().startswith('{"'):
+            try:
+                item = json.loads(line)
+                text = str(item["prompt"])
+                name = str(item.get("name") or name)
+                chat = item.get("chat")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ParameterError(f"{path}:{number}: expected a JSON object with a \"prompt\" field") from exc
+            if chat is not None and not isinstance(chat, bool):
+                raise ParameterError(f"{path}:{number}: \"chat\" must be true or false")
+        if name in GENERATORS or name == "original" or any(u.name == name for u in out):
+            raise ParameterError(f"{path}:{number}: variant name {name!r} is already taken")
+        out.append(UserVariant(name, text, chat))
+    if not out:
+        raise ParameterError(f"{path} holds no variants")
+    return out
+
+
+def build_variant_sets(
+    prompts: Sequence[str],
+    chat: bool = False,
+    names: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    user: Sequence[UserVariant] = (),
+) -> list[VariantSet]:
+    """The variants of every prompt of a suite; literal user variants only make sense for one prompt."""
+    if not prompts:
+        raise ParameterError("give at least one prompt")
+    literal = [u.name for u in user if not u.is_template]
+    if literal and len(prompts) > 1:
+        raise ParameterError(f"variant(s) {', '.join(literal)} are literal prompts; with --prompts use templates holding {{p}}")
+    return [make_variants(p, chat, names, kinds, user) for p in prompts]
