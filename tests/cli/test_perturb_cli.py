@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from tests.experiments.test_perturb import prompt_dependent
 from tokendice import api
 from tokendice.cli import main
 from tokendice.store import Store
-from tests.experiments.test_perturb import prompt_dependent
 
 QUICK = ["--max-new-tokens", "2"]
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.experiments.fake_models import markov_chain
 from tokendice.engines.fake import FakeEngine
 from tokendice.errors import EngineError, ParameterError
 from tokendice.experiments.enumerate import enumerate_completions
@@ -17,8 +18,6 @@ from tokendice.experiments.perturb_suite import run_perturb
 from tokendice.experiments.perturb_tv import tv_exact, tv_samples
 from tokendice.experiments.variants import UserVariant, build_variant_sets, make_variants
 from tokendice.params import SamplingParams
-
-from tests.experiments.fake_models import markov_chain
 
 VOCAB = ["<eos>", "a", "b", "x", "?", ".", "A", "B"]
 EOS, A, B, X = 0, 1, 2, 3
@@ -65,7 +64,7 @@ def hand_tv(p: dict[str, float], q: dict[str, float]) -> float:
 
 def hand_js(p: list[float], q: list[float]) -> float:
     m = [(a + b) / 2 for a, b in zip(p, q)]
-    kl = lambda u, v: sum(a * math.log(a / b) for a, b in zip(u, v) if a > 0)  # noqa: E731
+    kl = lambda u, v: sum(a * math.log(a / b) for a, b in zip(u, v) if a > 0)
     return (kl(p, m) + kl(q, m)) / 2
 
 

@@ -73,7 +73,7 @@ def test_default_set_kinds_filter_and_unknown_names():
     vset = make_variants(PROMPT)
     names = [v.name for v in vset.variants]
     assert names == [n for n in default_names() if n not in ("punct.none", "template.raw")]
-    assert set(n.split(".")[0] for n in names) == set(KINDS) - {"user"}
+    assert {n.split(".")[0] for n in names} == set(KINDS) - {"user"}
     only_case = make_variants(PROMPT, kinds=["case"])
     assert [v.name for v in only_case.variants] == ["case.lower", "case.upper", "case.title"]
     assert "quotes.single" in [v.name for v in make_variants(PROMPT, kinds=["quotes"]).variants]  # non-default, asked for by kind

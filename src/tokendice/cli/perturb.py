@@ -8,7 +8,16 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, check_prompt, engine_options, params_from_args, progress_enabled, read_prompts_file
+from tokendice.cli.common import (
+    add_model_args,
+    add_sampling_args,
+    add_store_args,
+    check_prompt,
+    engine_options,
+    params_from_args,
+    progress_enabled,
+    read_prompts_file,
+)
 from tokendice.errors import ParameterError
 
 HELP = "measure how far small, meaning-preserving prompt edits (whitespace, case, punctuation, quotes, templates) move the output"

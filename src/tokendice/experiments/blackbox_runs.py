@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 
 from tokendice.engines.blackbox import BlackBoxCompletion, BlackBoxEngine, check_consistency
 from tokendice.errors import EngineError, ParameterError
+from tokendice.store.jsonutil import finite_json
 from tokendice.params import SamplingParams
 from tokendice.store import SampleRecord, Store, build_manifest
 
@@ -128,7 +129,7 @@ class BlackBoxTrace:
             step["prob"] = s.prob
             step["top"] = [{"text": t, "logprob": lp, "prob": math.exp(lp)} for t, lp in s.top]
         data["summary"] = {"n_tokens": len(self.steps), "reported_logprob": self.reported_logprob, "distribution": self.distribution}
-        return _finite(data)
+        return finite_json(data)  # JSON has no inf: null
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -304,12 +305,3 @@ def resume_options(described: dict[str, Any], base_url: str | None, api_key_env:
         options["server"] = described["server"]
     return options
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

@@ -32,6 +32,8 @@ from tokendice.experiments.blackbox_runs import require_white_box
 from tokendice.experiments.decoding import decode
 from tokendice.experiments.enumerate import Enumeration, enumerate_completions
 from tokendice.experiments.prompting import encode_prompt
+from tokendice.experiments.sample import TokenText
+from tokendice.store.jsonutil import finite_json
 from tokendice.params import RandomSpec, SamplingParams
 
 EXACT_WIDTH = 1e-6
@@ -144,7 +146,7 @@ class CompareReport:
         }
         for pair, out in zip(self.pairs, data["pairs"]):
             out["summary"] = pair.summary()
-        return _finite(data)
+        return finite_json(data)  # JSON has no inf: null
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -183,7 +185,7 @@ def run_compare(
         cont_ids = continuation_ids(first.tokenizer, prompt, continuation, prompt_ids, chat)
         source = "given (--continuation)"
     logprobs = [teacher_forced_logprobs(e, prompt_ids, cont_ids) for e in engines]
-    decode_one = _TokenText(first)
+    decode_one = TokenText(first)
     enumerations: dict[int, Enumeration] = {}
     pairs = []
     for j in range(1, len(engines)):
@@ -331,22 +333,3 @@ def store_compare(store: Any, engines: Sequence[Engine], report: CompareReport, 
     store.set_status(run_id, "complete")
     return run_id
 
-
-class _TokenText:
-    def __init__(self, engine: Engine) -> None:
-        self._decode, self._cache = engine.tokenizer.decode, {}
-
-    def __call__(self, token: int) -> str:
-        if token not in self._cache:
-            self._cache[token] = self._decode([token])
-        return self._cache[token]
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

@@ -14,7 +14,7 @@ from tokendice.analysis import posix_dataset
 from tokendice.engines.base import Engine
 from tokendice.errors import EngineError
 from tokendice.experiments.perturb import UNITS_PER_PROMPT, PerturbSettings, Progress, PromptReport, VariantResult, analyse_prompt
-from tokendice.experiments.variants import VariantSet, build_variant_sets
+from tokendice.experiments.variants import VariantSet
 
 
 @dataclass

@@ -124,7 +124,7 @@ def _records(engine: Engine, blackbox: Any, index: int, prompt: str, spec: Sampl
     if blackbox is not None:
         yield from blackbox.batches(prompt, index, missing, spec.batch_size)
         return
-    token_text = _TokenText(engine)
+    token_text = TokenText(engine)
     prompt_ids = encode_prompt(engine.tokenizer, prompt, spec.chat)
     for batch in _completions(engine, prompt_ids, spec, missing, progress):
         yield [_record(c, index, token_text) for c in batch]
@@ -146,7 +146,7 @@ def _completions(engine: Engine, prompt_ids: list[int], spec: SampleSpec, missin
         yield completions[start : start + spec.batch_size]
 
 
-class _TokenText:
+class TokenText:
     """Decoded text of single tokens, memoised (the same tokens recur across samples)."""
 
     def __init__(self, engine: Engine) -> None:
@@ -163,7 +163,7 @@ class _TokenText:
         return self._decode(tokens)
 
 
-def _record(c: Completion, prompt_index: int, token_text: _TokenText) -> SampleRecord:
+def _record(c: Completion, prompt_index: int, token_text: TokenText) -> SampleRecord:
     return SampleRecord(
         sample_id=c.sample_id,
         tokens=c.tokens,

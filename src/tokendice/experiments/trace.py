@@ -22,6 +22,7 @@ from tokendice.experiments.decoding import decode
 from tokendice.experiments.prompting import encode_prompt
 from tokendice.params import RandomSpec, SamplingParams
 from tokendice.sampling.chain import SamplerChain
+from tokendice.store.jsonutil import finite_json
 
 
 @dataclass
@@ -101,7 +102,7 @@ class Trace:
             "model_perplexity": self.model_perplexity,
             "sampling_perplexity": self.sampling_perplexity,
         }
-        return _finite_json(data)
+        return finite_json(data)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -218,13 +219,3 @@ def _entropy(logp: torch.Tensor) -> float:
     p = logp.exp()
     return float(-(p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum())
 
-
-def _finite_json(value: Any) -> Any:
-    """JSON has no -inf: log-probabilities of impossible tokens become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_json(v) for v in value]
-    return value

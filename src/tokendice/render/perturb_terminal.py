@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from tokendice.experiments.perturb_suite import PerturbReport
     from tokendice.experiments.variants import VariantSet
 
-MAX_PROMPT = 38
+NO_STAGES = "the model's own distribution (no stages)"
 HEAT_MAX = 24
 """The POSIX matrix is drawn for at most this many prompts (JSON has it all)."""
 
@@ -27,7 +27,7 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=160)
 
 
-def _short(text: str, width: int = MAX_PROMPT) -> str:
+def _short(text: str, width: int = 40) -> str:
     shown = show_token(text)
     return shown if len(shown) <= width else shown[: width - 2] + '…"'
 
@@ -62,24 +62,27 @@ def _heat(value: float) -> str:
     return "on red3"
 
 
-def variants_table(report: PromptReport) -> Table:
-    title = "variants, most disruptive first · TV: completion distributions · JS, top-1: first step (nats)"
+def variants_table(report: PromptReport, sampling_column: bool = True) -> Table:
+    """The ranked variants; `sampling_column` False drops JS(sampling) when it equals JS(model) (no sampler stages)."""
+    title = "variants, most disruptive first · TV: completion distributions · JS (nats), top-1: first step"
     table = Table(title=title, title_justify="left", title_style="dim")
-    columns = [
-        ("#", "right"), ("variant", "left"), ("prompt", "left"), ("TV [95%]", "right"), ("JS model", "right"),
-        ("JS sampling", "right"), ("top-1", "left"), ("p(orig top-1)", "right"), ("greedy", "left"),
-        ("Δ log p/tok", "right"),
-    ]
-    for name, justify in columns:
-        wide = name in ("variant", "prompt")
-        table.add_column(name, justify=justify, no_wrap=wide, overflow="ellipsis", max_width=MAX_PROMPT if wide else None)  # type: ignore[arg-type]
+    columns = [("#", "right", None), ("variant", "left", 26), ("prompt", "left", 30), ("TV [95%]", "right", None),
+               ("JS model", "right", None), ("JS sampling", "right", None), ("top-1", "left", 12),
+               ("p(orig top-1)", "right", None), ("greedy", "left", None), ("Δ log p/tok", "right", None)]
+    if not sampling_column:
+        columns = [c for c in columns if c[0] != "JS sampling"]
+    for name, justify, width in columns:
+        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", max_width=width)  # type: ignore[arg-type]
     for r in report.variants:
         top = Text(show_token(r.top1["text"]), style="bold red" if r.top1_changed else "")
-        table.add_row(
-            str(r.rank), Text(r.variant.name), Text(_short(r.variant.prompt) + (" (chat)" if r.variant.chat else "")), _tv(r),
-            _num(r.js_model, ".4f"), _num(r.js_sampling, ".4f"), top, prob(r.orig_top1_model_prob), _greedy(r),
+        cells: list[Any] = [
+            str(r.rank), Text(r.variant.name), Text(show_token(r.variant.prompt) + (" (chat)" if r.variant.chat else "")),
+            _tv(r), _num(r.js_model, ".4f"), _num(r.js_sampling, ".4f"), top, prob(r.orig_top1_model_prob), _greedy(r),
             _num(r.orig_response_delta, "+.3f"),
-        )
+        ]
+        if not sampling_column:
+            del cells[5]
+        table.add_row(*cells)
     return table
 
 
@@ -122,14 +125,14 @@ def _distribution_line(report: PromptReport) -> str:
             f"interval ({why})")
 
 
-def prompt_renderable(report: PromptReport) -> Group:
+def prompt_renderable(report: PromptReport, sampling_column: bool = True) -> Group:
     o = report.original
     intro = Text("prompt: ", style="bold")
     intro.append(show_token(report.prompt) + (" (chat template)" if report.chat else ""))
     intro.append("\noriginal: ", style="bold")
     intro.append(f"top-1 {show_token(o['top1']['text'])} p(model) {prob(o['top1']['model_prob'])}"
                  f" p(sampling) {prob(o['top1']['sampling_prob'])} · greedy {show_token(o['greedy_text'])}")
-    parts: list[Any] = [intro, variants_table(report), Text(_distribution_line(report), style="dim")]
+    parts: list[Any] = [intro, variants_table(report, sampling_column), Text(_distribution_line(report), style="dim")]
     if report.skipped:
         parts.append(Text("skipped: " + "; ".join(f"{s['name']} ({s['note']})" for s in report.skipped), style="dim"))
     parts.append(Text(f"POSIX (Chatterjee et al. 2024) over {len(report.posix['names'])} prompts: psi = "
@@ -161,7 +164,7 @@ def _sampler(params: Any) -> str:
     from tokendice.sampling.chain import SamplerChain
 
     labels = SamplerChain.from_params(params).labels
-    return " → ".join(labels) if labels else "the model's own distribution (no stages)"
+    return " → ".join(labels) if labels else NO_STAGES
 
 
 def print_report(report: PerturbReport, details: bool = False, console: Console | None = None) -> None:
@@ -174,8 +177,9 @@ def print_report(report: PerturbReport, details: bool = False, console: Console 
     console.print(Text(f"sampler: {_sampler(report.settings.params)} · distribution: {s.samples} samples, "
                        f"enumeration to {s.mass} within {s.max_nodes} prefixes", style="dim"))
     if len(report.prompts) == 1 or details:
+        stages = _sampler(report.settings.params) != NO_STAGES
         for p in report.prompts:
-            console.print(prompt_renderable(p))
+            console.print(prompt_renderable(p, sampling_column=stages))
     else:
         for i, p in enumerate(report.prompts, 1):
             top = ", ".join(f"{r.variant.name} {r.tv.value:.2f}" if r.tv else r.variant.name for r in p.variants[:3])
