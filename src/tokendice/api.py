@@ -321,7 +321,7 @@ def perturb(
     report is stored as a run of kind 'perturb' (result 'report') and `report.run_id` set.
     """
     from tokendice.experiments.perturb import PerturbSettings
-    from tokendice.experiments.perturb_suite import run_perturb, store_perturb
+    from tokendice.experiments.perturb_suite import run_perturb
     from tokendice.experiments.variants import build_variant_sets, read_variants_file
     from tokendice.errors import ParameterError
 
@@ -336,10 +336,9 @@ def perturb(
     user = read_variants_file(user_variants) if isinstance(user_variants, str) else list(user_variants)
     vsets = build_variant_sets(texts, chat, variants, kinds, user)
     eng = get_engine(engine, model, **(engine_options or {}))
-    report = run_perturb(eng, vsets, settings, progress)
-    if save:
-        from tokendice.store.db import Store
+    if not save:
+        return run_perturb(eng, vsets, settings, progress, None, chat)
+    from tokendice.store.db import Store
 
-        with Store(db) as store:
-            store_perturb(report, store, chat)
-    return report
+    with Store(db) as store:
+        return run_perturb(eng, vsets, settings, progress, store, chat)

@@ -91,11 +91,13 @@ def test_diff_of_two_stored_runs(capsys, tmp_path):
         (["audit", "x", "--conditions", "colour"], "conditions"),
         (["audit", "x", "--batch-sizes", "2,zero"], "batch-sizes"),
         (["audit", "--prompts", "/no/such/file"], "not found"),
+        (["audit", "--prompts", __file__, "--answer-regex", "("], "regular expression"),
         (["diff", "nope!", "nada!"], "neither"),
         (["diff", "abcdef0123", "abcdef0124"], "no run"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, needle, capsys, fake_engine):
+def test_bad_input_is_one_line_and_exit_2(args, needle, capsys, fake_engine, monkeypatch):
+    monkeypatch.setattr("os.getloadavg", lambda: (99.0, 99.0, 99.0))  # a busy machine: errors still come first
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
@@ -129,3 +131,13 @@ def test_a_left_padded_row_of_a_real_batch_keeps_its_tokens(tmp_path):
     batch = report.condition("batch 3")
     assert batch.n_identical == 2  # the margins here are far larger than batch-size drift
     assert batch.max_logprob_diff < 1e-3
+
+
+def test_a_busy_machine_gets_a_note_on_threads(fake_engine, capsys, monkeypatch):
+    monkeypatch.setattr("os.getloadavg", lambda: (9.0, 9.0, 9.0))
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert main(["audit", "x", "--greedy", "--max-new-tokens", "3", "--repeats", "1", "--conditions", "baseline", "--json"]) == 0
+    assert "--threads 1" in capsys.readouterr().err
+    assert main(["audit", "x", "--greedy", "--max-new-tokens", "3", "--repeats", "1", "--conditions", "baseline",
+                 "--json", "--threads", "1"]) == 0
+    assert capsys.readouterr().err == ""

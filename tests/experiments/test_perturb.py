@@ -18,6 +18,7 @@ from tokendice.experiments.perturb_suite import run_perturb
 from tokendice.experiments.perturb_tv import tv_exact, tv_samples
 from tokendice.experiments.variants import UserVariant, build_variant_sets, make_variants
 from tokendice.params import SamplingParams
+from tokendice.store import Store
 
 VOCAB = ["<eos>", "a", "b", "x", "?", ".", "A", "B"]
 EOS, A, B, X = 0, 1, 2, 3
@@ -198,6 +199,27 @@ def test_suite_summarises_per_kind_and_progress_adds_up():
     assert kinds["punct"]["greedy_change_rate"] == pytest.approx(0.5)
     assert summary["posix"] == pytest.approx(np.mean(summary["posix_per_prompt"]))
     assert report.to_dict()["prompts"][0]["variants"][0]["tv"]["method"] == "exact"
+
+
+def test_a_suite_is_stored_after_every_prompt_and_an_interruption_is_recorded(tmp_path):
+    vsets = build_variant_sets(["ab", "ba"], names=["punct.question"])
+    labels: list[str] = []
+
+    def progress(units: int, label: str) -> None:
+        labels.append(label)
+        if label.startswith("prompt 2/2"):
+            raise KeyboardInterrupt
+
+    with Store(str(tmp_path / "s.db")) as store:
+        with pytest.raises(KeyboardInterrupt):
+            run_perturb(prompt_dependent(), vsets, SETTINGS, progress, store)
+        run = store.list_runs(kind="perturb")[0]
+        assert run.status == "interrupted" and run.manifest["perturb"]["prompts"] == ["ab", "ba"]
+        saved = store.get_result(run.id, "report")
+        assert [p["prompt"] for p in saved["prompts"]] == ["ab"] and saved["summary"]["prompts"] == 1
+        report = run_perturb(prompt_dependent(), vsets, SETTINGS, None, store)
+        assert store.get_run(report.run_id).status == "complete"
+        assert len(store.get_result(report.run_id, "report")["prompts"]) == 2
 
 
 def test_errors():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -41,6 +43,19 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("give a prompt or --prompts FILE (one of the two)")
     if args.prompts is None and args.answer_regex is not None:
         raise ParameterError("--answer-regex goes with --prompts FILE")
+    if args.batch_size < 1:
+        raise ParameterError(f"batch size must be >= 1, got {args.batch_size}")
+    from tokendice.experiments.audit_controls import parse_groups
+
+    parse_groups(args.conditions)
+    sizes = _sizes(args.batch_sizes)
+    if args.prompts is not None and not os.path.isfile(os.path.expanduser(args.prompts)):
+        raise ParameterError(f"prompts file not found: {args.prompts}")
+    if args.answer_regex is not None:
+        try:
+            re.compile(args.answer_regex)
+        except re.error as exc:
+            raise ParameterError(f"answer regex {args.answer_regex!r} is not a valid regular expression: {exc}") from exc
     from tokendice import api
 
     common = dict(
@@ -48,16 +63,16 @@ def run(args: argparse.Namespace) -> int:
         deterministic=args.deterministic, dtype=args.dtype, threads=args.threads, chat=args.chat, params=params,
         engine_options=_engine_options(args), db=args.db,
     )
+    if args.threads is None:
+        _warn_if_busy()
     with progress_bar(progress_enabled(args)) as progress:
         if args.prompts is not None:
             from tokendice.experiments.audit_prompts import read_prompts
 
-            if args.batch_size < 1:
-                raise ParameterError(f"batch size must be >= 1, got {args.batch_size}")
             report = api.agreement(read_prompts(args.prompts), answer_regex=args.answer_regex,
                                    batch_size=args.batch_size, progress=progress, **common)
         else:
-            report = api.audit(args.prompt, conditions=args.conditions, batch_sizes=_sizes(args.batch_sizes),
+            report = api.audit(args.prompt, conditions=args.conditions, batch_sizes=sizes,
                                base_url=args.base_url, progress=progress, **common)
     if args.json:
         import json
@@ -69,6 +84,17 @@ def run(args: argparse.Namespace) -> int:
     (print_agreement if args.prompts is not None else print_audit)(report)  # type: ignore[operator]
     print(f"stored as run {report.run_id}")
     return 0
+
+
+def _warn_if_busy() -> None:
+    """All-thread runs crawl when other processes hold the cores; say so, and what helps."""
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except (AttributeError, OSError):
+        return
+    if cores > 1 and load > cores:
+        print(f"tokendice: note: this machine is busy (load {load:.1f} on {cores} cores): runs on all threads will be slow; "
+              "--threads 1 makes the audit several times faster", file=sys.stderr)
 
 
 def _engine_options(args: argparse.Namespace) -> dict:

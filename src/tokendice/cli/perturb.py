@@ -77,17 +77,18 @@ def run(args: argparse.Namespace) -> int:
 def _measure(args: argparse.Namespace, vsets: list) -> int:
     from tokendice.api import get_engine
     from tokendice.experiments.perturb import PerturbSettings
-    from tokendice.experiments.perturb_suite import run_perturb, store_perturb, total_units
+    from tokendice.experiments.perturb_suite import run_perturb, total_units
+    from tokendice.store import Store
 
     settings = PerturbSettings(params_from_args(args), args.seed, args.samples, args.mass, args.max_nodes, not args.no_distribution)
-    engine = get_engine(args.engine, args.model, **engine_options(args))
-    with progress_bar(progress_enabled(args), total_units(vsets)) as progress:
-        report = run_perturb(engine, vsets, settings, progress)
-    if not args.no_save:
-        from tokendice.store import Store
-
-        with Store(args.db) as store:
-            store_perturb(report, store, args.chat)
+    store = None if args.no_save else Store(args.db)
+    try:
+        engine = get_engine(args.engine, args.model, **engine_options(args))
+        with progress_bar(progress_enabled(args), total_units(vsets)) as progress:
+            report = run_perturb(engine, vsets, settings, progress, store, args.chat)
+    finally:
+        if store is not None:
+            store.close()
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return 0

@@ -19,18 +19,14 @@ import numpy as np
 import torch
 
 from tokendice.engines.base import Engine, Tokenizer
-from tokendice.errors import ParameterError
-from tokendice.experiments.audit_controls import ATTENTIONS, DTYPES, Setup, all_threads
-from tokendice.experiments.audit_engines import ATTENTION, BATCH, DTYPE, ENGINES, KV_CACHE, THREADS, EngineProvider
+from tokendice.experiments.audit_controls import (  # noqa: F401  (GROUPS, parse_groups, BATCH_SIZES: re-exported)
+    ATTENTION, ATTENTIONS, BASELINE, BATCH, BATCH_SIZES, DTYPE, DTYPES, ENGINES, GROUPS, KV_CACHE, THREADS, Setup,
+    all_threads, parse_groups,
+)
+from tokendice.experiments.audit_engines import EngineProvider
 from tokendice.experiments.decoding import decode_batch
 from tokendice.params import RandomSpec, SamplingParams
 
-BASELINE = "baseline"
-GROUPS = (BASELINE, BATCH, DTYPE, THREADS, KV_CACHE, ATTENTION, ENGINES)
-"""Condition groups, in the order they run; each one (but the baseline) varies one control."""
-ALIASES = {"kv-cache": KV_CACHE, "cache": KV_CACHE, "kv": KV_CACHE, "attn": ATTENTION, "engine": ENGINES,
-           "thread": THREADS, "dtypes": DTYPE, "batch-size": BATCH, "batches": BATCH}
-BATCH_SIZES = (1, 2, 8, 32)
 TARGET_ID = 0
 """Sample id of the audited row (its random stream); the other rows of a batch get 1, 2, ..."""
 
@@ -52,22 +48,6 @@ class Variant:
     group: str
     label: str
     setup: Setup
-
-
-def parse_groups(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Condition groups from 'batch,threads' (the baseline always runs); None = all of them."""
-    if text is None:
-        return GROUPS
-    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    chosen = {BASELINE}
-    for name in names:
-        name = ALIASES.get(name, name.replace("-", "_"))
-        if name == "all":
-            return GROUPS
-        if name not in GROUPS:
-            raise ParameterError(f"conditions must be among {', '.join(GROUPS)} (or all), got {name!r}")
-        chosen.add(name)
-    return tuple(g for g in GROUPS if g in chosen)
 
 
 def build_variants(groups: Sequence[str], baseline: Setup, batch_sizes: Sequence[int], other_engines: Sequence[str]) -> list[Variant]:

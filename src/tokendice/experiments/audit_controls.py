@@ -12,12 +12,36 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from tokendice.errors import EngineError, ParameterError
 
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTIONS = ("sdpa", "eager")
+BASELINE, BATCH, THREADS, DTYPE, ATTENTION, KV_CACHE, ENGINES = (
+    "baseline", "batch", "threads", "dtype", "attention", "kv_cache", "engines"
+)
+GROUPS = (BASELINE, BATCH, DTYPE, THREADS, KV_CACHE, ATTENTION, ENGINES)
+"""Condition groups, in the order they run; each one (but the baseline) varies one control."""
+ALIASES = {"kv-cache": KV_CACHE, "cache": KV_CACHE, "kv": KV_CACHE, "attn": ATTENTION, "engine": ENGINES,
+           "thread": THREADS, "dtypes": DTYPE, "batch-size": BATCH, "batches": BATCH}
+BATCH_SIZES = (1, 2, 8, 32)
+
+
+def parse_groups(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Condition groups from 'batch,threads' (the baseline always runs); None = all of them."""
+    if text is None:
+        return GROUPS
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    chosen = {BASELINE}
+    for name in names:
+        name = ALIASES.get(name, name.replace("-", "_"))
+        if name == "all":
+            return GROUPS
+        if name not in GROUPS:
+            raise ParameterError(f"conditions must be among {', '.join(GROUPS)} (or all), got {name!r}")
+        chosen.add(name)
+    return tuple(g for g in GROUPS if g in chosen)
 
 
 def all_threads() -> int:

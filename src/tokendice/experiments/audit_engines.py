@@ -16,9 +16,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from tokendice.engines.base import Engine
 from tokendice.errors import TokendiceError
-from tokendice.experiments.audit_controls import Setup
-
-BATCH, THREADS, DTYPE, ATTENTION, KV_CACHE, ENGINES = "batch", "threads", "dtype", "attention", "kv_cache", "engines"
+from tokendice.experiments.audit_controls import ATTENTION, BATCH, DTYPE, ENGINES, KV_CACHE, THREADS, Setup  # noqa: F401
 WHITE_BOX_CONTROLS = frozenset({BATCH, THREADS})
 """What any white-box engine lets the audit vary: prefill takes any batch; torch threads are global."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from tokendice.engines.base import Engine
 from tokendice.errors import EngineError
 from tokendice.experiments.perturb import UNITS_PER_PROMPT, PerturbSettings, Progress, PromptReport, VariantResult, analyse_prompt
 from tokendice.experiments.variants import VariantSet
+
+if TYPE_CHECKING:
+    from tokendice.store.db import Store
 
 
 @dataclass
@@ -44,26 +47,41 @@ class PerturbReport:
 
 
 def run_perturb(
-    engine: Engine, vsets: Sequence[VariantSet], settings: PerturbSettings, progress: Progress | None = None
+    engine: Engine,
+    vsets: Sequence[VariantSet],
+    settings: PerturbSettings,
+    progress: Progress | None = None,
+    store: Store | None = None,
+    chat: bool = False,
 ) -> PerturbReport:
-    """Measure every prompt's variants and summarise them."""
+    """Measure every prompt's variants and summarise them.
+
+    With a `store`, the run (kind 'perturb') is created first and the report so
+    far is saved under 'report' after every prompt, so an interrupted suite keeps
+    the prompts it finished (its status says 'interrupted').
+    """
     if not getattr(engine, "white_box", False):
         raise EngineError(f"perturb needs next-token logits; the {engine.name} engine only returns samples (use --engine hf or llamacpp)")
     start = time.perf_counter()
-    reports = []
-    for index, vset in enumerate(vsets):
-        prefix = f"prompt {index + 1}/{len(vsets)} · " if len(vsets) > 1 else ""
-        step = None if progress is None else (lambda k, label, p=prefix: progress(k, p + label))
-        reports.append(analyse_prompt(engine, vset, settings, step))
-    return PerturbReport(
-        engine=engine.name,
-        model=engine.model_id,
-        settings=settings,
-        prompts=reports,
-        summary=summarize(reports),
-        engine_description=dict(engine.describe()),
-        seconds=time.perf_counter() - start,
-    )
+    report = PerturbReport(engine.name, engine.model_id, settings, [], summarize([]), dict(engine.describe()))
+    if store is not None:
+        report.run_id = _start_run(store, report, vsets, chat)
+    try:
+        for index, vset in enumerate(vsets):
+            prefix = f"prompt {index + 1}/{len(vsets)} · " if len(vsets) > 1 else ""
+            step = None if progress is None else (lambda k, label, p=prefix: progress(k, p + label))
+            report.prompts.append(analyse_prompt(engine, vset, settings, step))
+            report.summary = summarize(report.prompts)
+            report.seconds = time.perf_counter() - start
+            if store is not None:
+                store.save_result(report.run_id, "report", report.to_dict())
+    except BaseException:
+        if store is not None:
+            store.set_status(report.run_id, "interrupted")
+        raise
+    if store is not None:
+        store.set_status(report.run_id, "complete")
+    return report
 
 
 def total_units(vsets: Sequence[VariantSet]) -> int:
@@ -97,6 +115,8 @@ def _ranked(groups: dict[str, list[VariantResult]], key: str) -> list[dict[str, 
 
 def summarize(reports: Sequence[PromptReport]) -> dict[str, Any]:
     """Per variant kind and per variant, over every prompt: mean TV and JS, change rates; mean POSIX."""
+    if not reports:
+        return {"prompts": 0}
     by_kind: dict[str, list[VariantResult]] = {}
     by_variant: dict[str, list[VariantResult]] = {}
     for report in reports:
@@ -116,27 +136,19 @@ def summarize(reports: Sequence[PromptReport]) -> dict[str, Any]:
     }
 
 
-def store_perturb(report: PerturbReport, store: Any, chat: bool) -> str:
-    """Store the report as a run of kind 'perturb' (result key 'report'); returns the run id."""
+def _start_run(store: Store, report: PerturbReport, vsets: Sequence[VariantSet], chat: bool) -> str:
+    """Create the run of kind 'perturb' with its manifest: settings, prompts and every variant."""
     from tokendice.store import build_manifest
 
-    prompts = [p.prompt for p in report.prompts]
+    prompts = [v.original.prompt for v in vsets]
     extra = {
         "perturb": {
             **{k: v for k, v in report.settings.to_dict().items() if k != "params"},
             "prompts": prompts,
             "chat": chat,
-            "variants": [[r.variant.to_dict() for r in p.variants] for p in report.prompts],
+            "variants": [v.to_dict() for v in vsets],
         }
     }
     manifest = build_manifest("perturb", report.settings.params.to_dict(), report.engine_description, extra)
     label = prompts[0] if len(prompts) == 1 else f"({len(prompts)} prompts) {prompts[0]}"
-    run_id = store.create_run("perturb", manifest, label, report.engine, report.model)
-    try:
-        report.run_id = run_id
-        store.save_result(run_id, "report", report.to_dict())
-    except BaseException:
-        store.set_status(run_id, "failed")
-        raise
-    store.set_status(run_id, "complete")
-    return run_id
+    return store.create_run("perturb", manifest, label, report.engine, report.model)
