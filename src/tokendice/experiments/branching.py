@@ -67,24 +67,25 @@ def branch_sample(
         raw = engine.logits(state)
         processed = chain.process(raw, history)
         probs = torch.softmax(chain.distribution(raw, history).double(), dim=-1)
-        model_lp = torch.log_softmax(raw.float(), dim=-1)
-        sampling_lp = torch.log_softmax(processed.float(), dim=-1)
+        ids, values = _support(probs)
+        model_lp = torch.log_softmax(raw.float(), dim=-1).gather(1, ids).tolist()
+        sampling_lp = torch.log_softmax(processed.float(), dim=-1).gather(1, ids).tolist()
+        ids_list, values_np = ids.tolist(), values.numpy()
         finished_before = sum(b.count for b in done)
         parents: list[int] = []
         tokens: list[int] = []
         next_live: list[_Branch] = []
         for r, branch in enumerate(live):
-            support = torch.nonzero(probs[r] > 0).squeeze(1)
-            p = probs[r, support].numpy()
+            p = values_np[r]
             counts = np.random.default_rng(branch.key).multinomial(branch.count, p / p.sum())
             chosen = np.nonzero(counts)[0]
-            child_keys = stream_hash(branch.key, support[chosen].numpy())
-            for j, idx in enumerate(chosen):
-                token = int(support[idx])
+            child_keys = stream_hash(branch.key, np.asarray([ids_list[r][j] for j in chosen], dtype=np.int64))
+            for j, idx in enumerate(chosen.tolist()):
+                token = ids_list[r][idx]
                 child = _Branch(
                     branch.tokens + [token],
-                    branch.model_logprobs + [float(model_lp[r, token])],
-                    branch.sampling_logprobs + [float(sampling_lp[r, token])],
+                    branch.model_logprobs + [model_lp[r][idx]],
+                    branch.sampling_logprobs + [sampling_lp[r][idx]],
                     int(counts[idx]),
                     int(child_keys[j]),
                 )
@@ -107,6 +108,17 @@ def branch_sample(
         history = torch.cat([history[rows], chosen_tokens.unsqueeze(1)], dim=1)
         live = next_live
     return _expand(done, n)
+
+
+def _support(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (ascending) and probabilities of each row's tokens with mass; rows with
+    fewer such tokens are padded with zero-probability entries, which are never drawn."""
+    width = int((probs > 0).sum(dim=-1).max())
+    if width * 4 >= probs.shape[-1]:
+        return torch.arange(probs.shape[-1]).expand(probs.shape[0], -1), probs
+    values, ids = torch.topk(probs, width, dim=-1)
+    order = ids.argsort(dim=-1)
+    return ids.gather(1, order), values.gather(1, order)
 
 
 def _expand(done: list[_Branch], n: int) -> list[Completion]:
