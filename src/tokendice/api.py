@@ -295,8 +295,8 @@ def perturb(
     prompt: str | None = None,
     *,
     prompts: list[str] | None = None,
-    variants: list[str] | None = None,
-    kinds: list[str] | None = None,
+    variants: str | list[str] | None = None,
+    kinds: str | list[str] | None = None,
     user_variants: Any = (),
     model: str | None = None,
     engine: str | Engine = "hf",
@@ -315,15 +315,16 @@ def perturb(
 ):
     """How far small, meaning-preserving edits of the prompt move the output; returns a `PerturbReport`.
 
-    Give `prompt`, or `prompts` for a suite. `variants` picks variant names (`+`
-    composes), `kinds` variant kinds; `user_variants` adds `UserVariant`s (or a
-    path to a variants file). `max_new_tokens` defaults to 8 here. With `save`, the
+    Give `prompt`, or `prompts` for a suite. `variants` picks variant names (a list
+    or a comma-separated string; `+` composes), `kinds` variant kinds; `user_variants`
+    adds `UserVariant`s (or a path to a variants file). `max_new_tokens` defaults to 8
+    here. `progress(units, label)` hears of 100 units per prompt. With `save`, the
     report is stored as a run of kind 'perturb' (result 'report') and `report.run_id` set.
     """
+    from tokendice.errors import ParameterError
     from tokendice.experiments.perturb import PerturbSettings
     from tokendice.experiments.perturb_suite import run_perturb
-    from tokendice.experiments.variants import build_variant_sets, read_variants_file
-    from tokendice.errors import ParameterError
+    from tokendice.experiments.variants import build_variant_sets, parse_names, read_variants_file
 
     if (prompt is None) == (prompts is None):
         raise ParameterError("give a prompt or prompts (one of the two)")
@@ -334,7 +335,9 @@ def perturb(
     for p in texts:
         _check_prompt(p)
     user = read_variants_file(user_variants) if isinstance(user_variants, str) else list(user_variants)
-    vsets = build_variant_sets(texts, chat, variants, kinds, user)
+    names = parse_names(variants) if isinstance(variants, str) else variants
+    kind_list = parse_names(kinds) if isinstance(kinds, str) else kinds
+    vsets = build_variant_sets(texts, chat, names, kind_list, user)
     eng = get_engine(engine, model, **(engine_options or {}))
     if not save:
         return run_perturb(eng, vsets, settings, progress, None, chat)

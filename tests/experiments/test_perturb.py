@@ -175,6 +175,18 @@ def test_teacher_forcing_matches_enumeration_with_penalties_at_any_row_budget():
             assert np.allclose(scores.model[index], [c.model_logprob for c in exact.completions], atol=1e-5)
 
 
+def test_a_diffuse_original_is_not_enumerated_and_same_token_variants_are_skipped():
+    settings = PerturbSettings(SamplingParams(max_new_tokens=4), samples=20)
+    vset = make_variants("xa", names=["more", "chat", "template.chat"],
+                         user=[UserVariant("more", "{p}b"), UserVariant("chat", "{p}", chat=True)])
+    assert [v.name for v in vset.variants] == ["more", "chat"]  # template.chat duplicates the user's "chat"
+    report = analyse_prompt(markov_chain(), vset, settings)
+    d = report.distribution
+    assert d["method"] == "samples" and d["enumeration"] is None and d["good_turing_unseen"] > 0.5
+    assert [r.variant.name for r in report.variants] == ["more"]
+    assert report.skipped[-1] == {"name": "chat", "prompt": "xa", "note": "same tokens as the original"}  # no chat template here
+
+
 def test_tv_estimators_by_hand():
     p = np.log([0.5, 0.3])
     q = np.log([[0.1, 0.3], [0.5, 0.3]])

@@ -68,7 +68,7 @@ def variants_table(report: PromptReport, sampling_column: bool = True) -> Table:
     table = Table(title=title, title_justify="left", title_style="dim")
     columns = [("#", "right", None), ("variant", "left", 26), ("prompt", "left", 30), ("TV [95%]", "right", None),
                ("JS model", "right", None), ("JS sampling", "right", None), ("top-1", "left", 12),
-               ("p(orig top-1)", "right", None), ("greedy", "left", None), ("Δ log p/tok", "right", None)]
+               ("p(orig top-1)", "right", None), ("greedy", "left", None), ("Δlogp/tok", "right", None)]
     if not sampling_column:
         columns = [c for c in columns if c[0] != "JS sampling"]
     for name, justify, width in columns:
@@ -76,7 +76,7 @@ def variants_table(report: PromptReport, sampling_column: bool = True) -> Table:
     for r in report.variants:
         top = Text(show_token(r.top1["text"]), style="bold red" if r.top1_changed else "")
         cells: list[Any] = [
-            str(r.rank), Text(r.variant.name), Text(show_token(r.variant.prompt) + (" (chat)" if r.variant.chat else "")),
+            str(r.rank), Text(r.variant.name), Text(("chat " if r.variant.chat else "") + show_token(r.variant.prompt)),
             _tv(r), _num(r.js_model, ".4f"), _num(r.js_sampling, ".4f"), top, prob(r.orig_top1_model_prob), _greedy(r),
             _num(r.orig_response_delta, "+.3f"),
         ]
