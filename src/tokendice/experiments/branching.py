@@ -66,7 +66,7 @@ def branch_sample(
             stats.rows_per_step.append(len(live))
         raw = engine.logits(state)
         processed = chain.process(raw, history)
-        probs = torch.softmax(chain.distribution(raw, history).double(), dim=-1)
+        probs = torch.softmax(chain.finalize(processed, history).double(), dim=-1)
         ids, values = _support(probs)
         model_lp = torch.log_softmax(raw.float(), dim=-1).gather(1, ids).tolist()
         sampling_lp = torch.log_softmax(processed.float(), dim=-1).gather(1, ids).tolist()

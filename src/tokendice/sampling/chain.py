@@ -61,7 +61,10 @@ class SamplerChain:
 
     def distribution(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         """Logits of the distribution the next token really follows (one-hot when greedy)."""
-        processed = self.process(logits, history)
+        return self.finalize(self.process(logits, history), history)
+
+    def finalize(self, processed: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """`distribution` from already processed logits: the argmax one-hot when greedy."""
         return Greedy()(processed, history) if self.greedy else processed
 
     def scores_from_stages(self, raw: torch.Tensor, stages: list[torch.Tensor]) -> torch.Tensor:
