@@ -47,8 +47,9 @@ def _generate(engine, ids, params: SamplingParams, seed: int):
         output_logits=True,
     )
     tokens = out.sequences[0, len(ids) :].tolist()
-    sampling = [torch.log_softmax(s.float(), -1)[0, t].item() for s, t in zip(out.scores, tokens)]
-    model = [torch.log_softmax(s.float(), -1)[0, t].item() for s, t in zip(out.logits, tokens)]
+    # float64 log-softmax as the reference: float32's own rounding is near 1e-5 on this vocabulary
+    sampling = [torch.log_softmax(s.double(), -1)[0, t].item() for s, t in zip(out.scores, tokens)]
+    model = [torch.log_softmax(s.double(), -1)[0, t].item() for s, t in zip(out.logits, tokens)]
     return tokens, sampling, model
 
 

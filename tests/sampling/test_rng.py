@@ -51,3 +51,20 @@ def test_sparse_and_dense_inverse_cdf_agree_bit_for_bit():
     assert torch.equal(inverse_cdf(probs, u), _inverse_cdf_dense(probs, u))
     shuffled = torch.randperm(1000, generator=g)  # mass spread over arbitrary token ids
     assert torch.equal(inverse_cdf(probs[:, shuffled], u), _inverse_cdf_dense(probs[:, shuffled], u))
+
+
+def test_per_sample_draws_are_the_same_over_candidates_or_the_whole_vocabulary():
+    from tokendice.params import SamplingParams
+    from tokendice.sampling.chain import SamplerChain
+
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(500, 2000, generator=g) * 4
+    history = torch.randint(0, 2000, (500, 9), generator=g)
+    chain = SamplerChain.from_params(SamplingParams(temperature=0.8, top_k=40, top_p=0.95, repetition_penalty=1.2))
+    dense = chain.candidates(logits, history, restrict=False)
+    restricted = chain.candidates(logits, history)
+    assert restricted.ids.shape[1] < dense.ids.shape[1]
+    for step in range(3):
+        a = dense.tokens(draw(dense.logits, False, "per-sample", 11, np.arange(500), step))
+        b = restricted.tokens(draw(restricted.logits, False, "per-sample", 11, np.arange(500), step))
+        assert torch.equal(a, b)

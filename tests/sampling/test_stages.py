@@ -80,3 +80,46 @@ def test_chain_order_follows_transformers_and_llamacpp():
     greedy = [s.name for s in SamplerChain.from_params(p.with_(temperature=0)).stages]
     assert greedy == ["repetition_penalty", "no_repeat_ngram_size", "greedy"]
     assert SamplerChain.from_params(SamplingParams()).stages == ()
+
+
+def _candidate_chains() -> list[SamplingParams]:
+    base = SamplingParams(temperature=0.7, top_k=20, top_p=0.9, repetition_penalty=1.3, no_repeat_ngram_size=2)
+    return [
+        base,
+        base.with_(repetition_penalty=0.8),  # a penalty that raises logits
+        base.with_(top_p=1.0, min_p=0.05),
+        base.with_(order="llamacpp"),
+        base.with_(temperature=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0),
+    ]
+
+
+@pytest.mark.parametrize("params", _candidate_chains(), ids=lambda p: f"{p.order}-rp{p.repetition_penalty}-minp{p.min_p}-t{p.temperature}")
+@pytest.mark.parametrize("seed", range(4))
+def test_restricted_candidates_equal_the_whole_vocabulary_chain(params, seed):
+    chain = SamplerChain.from_params(params)
+    logits, history = _logits(seed, rows=16), _history(seed, rows=16)
+    history[:3, :4] = -1  # left padding
+    dense = chain.process(logits, history)
+    restricted = chain.candidates(logits, history)
+    assert restricted.ids.shape[1] == params.top_k + 8  # the restricted path was taken
+    assert (restricted.ids.diff(dim=1) > 0).all()  # ascending token ids
+    assert torch.equal(restricted.logits, dense.gather(1, restricted.ids))
+    outside = torch.ones_like(dense, dtype=torch.bool).scatter(1, restricted.ids, False)
+    assert torch.isinf(dense[outside]).all()
+
+
+def test_ties_beyond_the_margin_fall_back_to_the_whole_vocabulary():
+    chain = SamplerChain.from_params(SamplingParams(top_k=5))
+    logits = torch.zeros(2, V)
+    logits[0, :3] = 5.0  # the 5th largest logit is tied with hundreds of others
+    out = chain.candidates(logits, torch.zeros(2, 1, dtype=torch.long))
+    assert out.ids.shape[1] == V
+    assert torch.equal(out.logits, chain.process(logits, torch.zeros(2, 1, dtype=torch.long)))
+
+
+def test_restricting_is_off_for_chains_without_top_k_and_on_request():
+    history = _history(1)
+    no_top_k = SamplerChain.from_params(SamplingParams(top_p=0.9))
+    assert no_top_k.candidates(_logits(1), history).ids.shape[1] == V
+    top_k = SamplerChain.from_params(SamplingParams(top_k=10))
+    assert top_k.candidates(_logits(1), history, restrict=False).ids.shape[1] == V

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tokendice.engines.base import Engine
-from tokendice.experiments.decoding import Completion
+from tokendice.experiments.decoding import Completion, chosen_logprobs
 from tokendice.params import SamplingParams
 from tokendice.sampling.chain import SamplerChain
 from tokendice.sampling.rng import stream_hash
@@ -65,11 +65,12 @@ def branch_sample(
         if stats is not None:
             stats.rows_per_step.append(len(live))
         raw = engine.logits(state)
-        processed = chain.process(raw, history)
-        probs = torch.softmax(chain.finalize(processed, history).double(), dim=-1)
-        ids, values = _support(probs)
-        model_lp = torch.log_softmax(raw.float(), dim=-1).gather(1, ids).tolist()
-        sampling_lp = torch.log_softmax(processed.float(), dim=-1).gather(1, ids).tolist()
+        scores = chain.candidates(raw, history)
+        probs = torch.softmax(chain.finalize(scores.logits, history).double(), dim=-1)
+        columns, values = _support(probs)
+        ids = scores.ids.gather(1, columns)
+        model_lp = chosen_logprobs(raw, ids).tolist()
+        sampling_lp = chosen_logprobs(scores.logits, columns).tolist()
         ids_list, values_np = ids.tolist(), values.numpy()
         finished_before = sum(b.count for b in done)
         parents: list[int] = []
@@ -111,7 +112,7 @@ def branch_sample(
 
 
 def _support(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids (ascending) and probabilities of each row's tokens with mass; rows with
+    """Columns (ascending) and probabilities of each row's tokens with mass; rows with
     fewer such tokens are padded with zero-probability entries, which are never drawn."""
     width = int((probs > 0).sum(dim=-1).max())
     if width * 4 >= probs.shape[-1]:

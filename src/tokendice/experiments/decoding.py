@@ -14,7 +14,7 @@ import torch
 
 from tokendice.engines.base import Engine, EngineState
 from tokendice.params import RandomSpec, SamplingParams
-from tokendice.sampling.chain import SamplerChain
+from tokendice.sampling.chain import Candidates, SamplerChain
 from tokendice.sampling.rng import draw
 
 
@@ -90,15 +90,16 @@ def decode_batch(
         raw = engine.logits(state)
         if observer is not None:
             stages = chain.process_stages(raw, history)
-            processed = chain.scores_from_stages(raw, stages)
-        else:
-            stages, processed = [], chain.process(raw, history)
+            scores = Candidates.dense(chain.scores_from_stages(raw, stages))
+        else:  # torch mode draws as `generate` does, over the whole vocabulary
+            stages, scores = [], chain.candidates(raw, history, restrict=rng.mode != "torch")
         active_ids = sample_ids[active.numpy()]
-        chosen = draw(processed, chain.greedy, rng.mode, rng.seed, active_ids, step)
+        columns = draw(scores.logits, chain.greedy, rng.mode, rng.seed, active_ids, step)
+        chosen = scores.tokens(columns)
         if observer is not None:
             observer(step, raw, stages, chosen, active_ids)
-        model_lp = _chosen_logprob(raw, chosen)
-        sampling_lp = _chosen_logprob(processed, chosen)
+        model_lp = chosen_logprobs(raw, chosen.unsqueeze(1)).squeeze(1)
+        sampling_lp = chosen_logprobs(scores.logits, columns.unsqueeze(1)).squeeze(1)
         finished = torch.isin(chosen, eos) if params.stop_at_eos else torch.zeros_like(chosen, dtype=torch.bool)
         rows = zip(active.tolist(), chosen.tolist(), model_lp.tolist(), sampling_lp.tolist(), finished.tolist())
         for row, token, model_logprob, sampling_logprob, is_finished in rows:
@@ -118,5 +119,7 @@ def decode_batch(
     return completions
 
 
-def _chosen_logprob(logits: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-    return torch.log_softmax(logits.float(), dim=-1).gather(1, chosen.unsqueeze(1)).squeeze(1)
+def chosen_logprobs(logits: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits) at the given columns [batch, m], without a [batch, vocab] output."""
+    logits = logits.float()
+    return logits.gather(1, columns) - torch.logsumexp(logits, dim=-1, keepdim=True)

@@ -3,6 +3,10 @@
 The "hf" order equals transformers' `generate` (repetition penalty, no-repeat
 n-gram, then temperature, top-k, top-p, min-p when sampling; argmax when greedy).
 The "llamacpp" order applies temperature last, as llama.cpp's default chain does.
+
+`SamplerChain.candidates` computes the same thing on a few tokens per row when a
+top-k stage bounds the support, so a sampling step need not touch the whole
+vocabulary more than once.
 """
 
 from __future__ import annotations
@@ -13,6 +17,27 @@ import torch
 
 from tokendice.params import SamplingParams
 from tokendice.sampling.stages import Greedy, MinP, NoRepeatNGram, RepetitionPenalty, Stage, Temperature, TopK, TopP
+
+
+TIE_MARGIN = 8  # candidates beyond k, so that ties with the k-th logit are seen
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The tokens a sampler may pick and their processed logits: per row, token ids in
+    ascending order, -inf where a candidate has no mass. Either the whole vocabulary or,
+    when top-k bounds the support, a few tokens (`SamplerChain.candidates`)."""
+
+    ids: torch.Tensor  # [batch, width] int64
+    logits: torch.Tensor  # [batch, width] float32
+
+    @classmethod
+    def dense(cls, logits: torch.Tensor) -> Candidates:
+        return cls(torch.arange(logits.shape[-1]).expand(logits.shape[0], -1), logits)
+
+    def tokens(self, columns: torch.Tensor) -> torch.Tensor:
+        """The token ids at the given column of each row."""
+        return self.ids.gather(1, columns.unsqueeze(1)).squeeze(1)
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,40 @@ class SamplerChain:
             if not isinstance(stage, Greedy):
                 logits = stage(logits, history)
         return logits
+
+    def candidates(self, logits: torch.Tensor, history: torch.Tensor, restrict: bool = True) -> Candidates:
+        """`process`'s output as `Candidates`. With `restrict`, when a top-k stage bounds the
+        support, only k + TIE_MARGIN tokens per row are processed after the penalties: their
+        logits equal `process`'s, and every other token is -inf there. Chains that cannot be
+        restricted, or ties with the k-th logit beyond the margin, give the whole vocabulary."""
+        restricted = self._restricted(logits, history) if restrict else None
+        return restricted if restricted is not None else Candidates.dense(self.process(logits, history))
+
+    def _restricted(self, logits: torch.Tensor, history: torch.Tensor) -> Candidates | None:
+        cut = next((i for i, s in enumerate(self.stages) if isinstance(s, TopK)), None)
+        if cut is None:
+            return None
+        head, top_k, tail = self.stages[:cut], self.stages[cut], self.stages[cut + 1 :]
+        penalties = [s for s in head if isinstance(s, (RepetitionPenalty, NoRepeatNGram))]
+        monotone = [s for s in head if isinstance(s, Temperature)]
+        vocab = logits.shape[-1]
+        width = min(top_k.k + TIE_MARGIN, vocab)
+        if head != tuple(penalties + monotone) or width == vocab:
+            return None
+        if penalties:
+            logits = logits.clone()
+            for stage in penalties:
+                stage.apply_(logits, history)
+        values, ids = torch.topk(logits, width, dim=-1)  # descending; temperature keeps the order
+        for stage in monotone:
+            values = stage(values, history)
+        if bool((values[:, -1] >= values[:, top_k.k - 1]).any()):
+            return None  # a tie with the k-th logit may continue past the candidates
+        values = top_k(values, history)
+        for stage in tail:
+            values = stage(values, history)
+        order = ids.argsort(dim=-1)
+        return Candidates(ids.gather(1, order), values.gather(1, order))
 
     def distribution(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         """Logits of the distribution the next token really follows (one-hot when greedy)."""

@@ -38,7 +38,8 @@ def uniforms(seed: int, sample_ids: np.ndarray, step: int) -> np.ndarray:
 
 
 def inverse_cdf(probs: torch.Tensor, u: np.ndarray) -> torch.Tensor:
-    """Index of the first token (in token-id order) whose cumulative probability exceeds u times the total.
+    """Index of the first token (in token-id order) whose cumulative weight exceeds u times the total
+    (`probs` need not be normalised).
 
     When few tokens have mass (after top-k or top-p), the cumulative sum runs over
     those tokens only, still in token-id order: adding zeros changes no float sum,
@@ -71,11 +72,16 @@ def draw(
     sample_ids: np.ndarray | None = None,
     step: int = 0,
 ) -> torch.Tensor:
-    """Choose one token per row from the sampling distribution given by `processed_logits`."""
+    """Choose one column per row from the sampling distribution given by `processed_logits`.
+
+    Per-sample draws use the unnormalised weights exp(logit - max): each is computed
+    alone, so the same tokens with the same logits give the same draw whatever other
+    columns (of zero weight) the row carries.
+    """
     if greedy:
         return torch.argmax(processed_logits, dim=-1)
-    probs = torch.softmax(processed_logits, dim=-1)
     if mode == "torch":
-        return torch.multinomial(probs, num_samples=1).squeeze(1)
+        return torch.multinomial(torch.softmax(processed_logits, dim=-1), num_samples=1).squeeze(1)
     assert sample_ids is not None, "per-sample mode needs sample ids"
-    return inverse_cdf(probs, uniforms(seed, sample_ids, step))
+    weights = torch.exp(processed_logits - processed_logits.amax(dim=-1, keepdim=True))
+    return inverse_cdf(weights, uniforms(seed, sample_ids, step))

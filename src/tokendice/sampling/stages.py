@@ -44,12 +44,16 @@ class RepetitionPenalty(Stage):
         return f"{self.penalty:g}"
 
     def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        vocab = logits.shape[-1]
-        ids = torch.where(history < 0, vocab, history.clamp(max=vocab))
-        padded = torch.nn.functional.pad(logits, (0, 1))
-        score = torch.gather(padded, 1, ids)
-        score = torch.where(score < 0, score * self.penalty, score / self.penalty)
-        return padded.scatter(1, ids, score)[..., :vocab]
+        out = logits.clone()
+        self.apply_(out, history)
+        return out
+
+    def apply_(self, logits: torch.Tensor, history: torch.Tensor) -> None:
+        """The same, in place: only the entries of tokens in `history` are touched."""
+        rows, cols = ((history >= 0) & (history < logits.shape[-1])).nonzero(as_tuple=True)
+        ids = history[rows, cols]
+        score = logits[rows, ids]  # repeated tokens read the same value and write the same result
+        logits[rows, ids] = torch.where(score < 0, score * self.penalty, score / self.penalty)
 
 
 @dataclass(frozen=True)
@@ -64,17 +68,23 @@ class NoRepeatNGram(Stage):
         return str(self.size)
 
     def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        out = logits.clone()
+        self.apply_(out, history)
+        return out
+
+    def apply_(self, logits: torch.Tensor, history: torch.Tensor) -> None:
+        """The same, in place: only the banned entries are touched."""
         n = self.size
         if history.shape[-1] < n:
-            return logits
-        vocab = logits.shape[-1]
+            return
         prefix = history[:, history.shape[-1] + 1 - n :]
         windows = history.unfold(dimension=1, size=n, step=1)
         matches = (windows[..., :-1] == prefix.unsqueeze(1)).all(dim=-1)
         matches &= (windows >= 0).all(dim=-1) & (prefix >= 0).all(dim=-1, keepdim=True)
-        banned = logits.new_zeros((logits.shape[0], vocab + 1), dtype=torch.bool)
-        banned.scatter_(1, torch.where(matches, windows[..., -1].clamp(min=0, max=vocab), vocab), True)
-        return logits.masked_fill(banned[:, :vocab], NEG_INF)
+        rows, starts = matches.nonzero(as_tuple=True)
+        banned = windows[rows, starts, -1]
+        inside = banned < logits.shape[-1]
+        logits[rows[inside], banned[inside]] = NEG_INF
 
 
 @dataclass(frozen=True)
