@@ -155,3 +155,17 @@ def test_every_token_decodes_as_in_transformers(llamacpp_engine, hf_engine) -> N
     assert [i for i in range(ours.vocab_size) if ours.decode([i]) != theirs.decode([i])] == []
     dashes = "-" * 64
     assert ours.decode(ours.encode(dashes)) == dashes
+
+
+@pytest.mark.model
+def test_forget_makes_the_next_evaluation_a_fresh_run(llamacpp_engine) -> None:  # type: ignore[no-untyped-def]
+    engine = llamacpp_engine
+    ids = engine.tokenizer.encode("Once upon a time")
+    first = engine.logits(engine.prefill([ids])).clone()
+    before = engine.evaluated_tokens
+    engine.logits(engine.prefill([ids]))
+    assert engine.evaluated_tokens == before  # remembered
+    engine.forget()
+    again = engine.logits(engine.prefill([ids]))
+    assert engine.evaluated_tokens == before + len(ids)  # evaluated again from scratch
+    assert torch.equal(again, first)  # and llama.cpp on one thread gives the same logits

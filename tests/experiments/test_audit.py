@@ -255,3 +255,15 @@ def test_a_variant_that_cannot_load_is_reported_failed():
     report = run_audit(Provider(fake(), controls=WHITE_BOX_CONTROLS | {DTYPE}), "x", GREEDY, repeats=1, conditions="dtype")
     assert report.condition("bfloat16").verdict == "failed to load: no bfloat16 weights"
     assert report.condition("baseline").verdict == "identical"
+
+
+def test_an_engine_that_memoises_logits_forgets_them_before_every_repeat():
+    class Memoising(FakeEngine):
+        forgotten = 0
+
+        def forget(self) -> None:
+            self.forgotten += 1
+
+    engine = Memoising(VOCAB, next_logits)
+    audit(engine, conditions="baseline", repeats=4)
+    assert engine.forgotten == 4

@@ -6,7 +6,7 @@ keeps no KV cache per row. Each row of an `EngineState` is its token sequence
 sorted order, each reusing the KV cache of the prefix it shares with the row
 evaluated before (llama.cpp drops the cache past that point). Logits are memoised
 on the state, and for recently seen rows on the engine, so `select` (which only
-copies rows) and duplicated rows cost nothing.
+copies rows) and duplicated rows cost nothing; `forget` drops them.
 
 Evaluation schedule: a row's prompt as one batch from position 0, then every
 later token one at a time, as llama.cpp's own generation (and its server) does.
@@ -171,6 +171,13 @@ class LlamaCppEngine:
         keys = [old.keys[int(i)] for i in idx]
         logits = old.logits[idx] if old.logits is not None else None
         return EngineState(len(keys), state.lengths[idx], _Rows(keys, logits))
+
+    def forget(self) -> None:
+        """Drop every memoised logit and the loaded KV cache: the next evaluation starts from
+        scratch, as a fresh process would (an audit's repeats call this to be independent runs)."""
+        self._memo.clear()
+        self._llm.reset()
+        self._loaded_prompt_len = -1
 
     def describe(self) -> dict[str, Any]:
         meta = self._llm.metadata

@@ -179,6 +179,8 @@ def run_audit(
                 for r in range(repeats):
                     if progress is not None:
                         progress(done, total, f"{variant.label} ({r + 1}/{repeats})")
+                    if hasattr(engine, "forget"):  # engines that memoise logits: make each repeat a real run
+                        engine.forget()
                     outcome = run_once(engine, ids, params, rng, variant.setup.batch_size, ref.tokens if ref else None)
                     if ref is None:  # the first baseline run is the reference
                         ref = outcome
