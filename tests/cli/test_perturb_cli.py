@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.experiments.test_perturb import prompt_dependent
+from tests.experiments.test_perturb import prompt_dependent, without_wall_times
 from tokendice import api
 from tokendice.cli import main
 from tokendice.store import Store
@@ -95,6 +95,82 @@ def test_list_loads_without_torch():
     code = "import sys; from tokendice.cli import main; main(['perturb', 'x', '--list']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("False")
+
+
+SUITE_ARGS = ["--variants-only", "punct.question,case.upper,punct.period", "--samples", "50", "--seed", "3", *QUICK]
+
+
+def suite_file(tmp_path) -> str:
+    path = tmp_path / "prompts.txt"
+    path.write_text("ab\nba\naab\n")
+    return str(path)
+
+
+def test_an_interrupted_suite_says_how_to_resume_and_resumes_to_the_uninterrupted_report(monkeypatch, capsys, tmp_path):
+    db, clean_db = str(tmp_path / "p.db"), str(tmp_path / "clean.db")
+    monkeypatch.setattr(api, "get_engine", lambda *args, **kwargs: prompt_dependent(stop_at="ba"))
+    assert main(["perturb", "--prompts", suite_file(tmp_path), *SUITE_ARGS, "--db", db]) == 130
+    with Store(db) as store:
+        run_id = store.list_runs(kind="perturb")[0].id
+        assert store.get_run(run_id).status == "interrupted"
+    err = capsys.readouterr().err
+    assert f"1 of 3 prompts are stored in run {run_id}: continue with tokendice perturb --resume {run_id} --db {db}\n" in err
+    loaded: list[tuple] = []
+    monkeypatch.setattr(api, "get_engine", lambda *args, **kwargs: loaded.append(args) or prompt_dependent())
+    assert main(["perturb", "--resume", run_id, "--db", db, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert loaded == [("fake", "fake-prompt-dependent")]  # the run's engine and model
+    assert main(["perturb", "--prompts", suite_file(tmp_path), *SUITE_ARGS, "--db", clean_db]) == 0
+    with Store(db) as store, Store(clean_db) as clean:
+        assert store.get_run(run_id).status == "complete" and len(store.list_runs()) == 1
+        resumed = store.get_result(run_id, "report")
+        uninterrupted = clean.get_result(clean.list_runs()[0].id, "report")
+    assert printed["run_id"] == resumed["run_id"] == run_id and len(resumed["prompts"]) == 3
+    assert without_wall_times(resumed) == without_wall_times(uninterrupted) == without_wall_times(printed)
+    assert main(["perturb", "--resume", run_id, "--db", db]) == 2
+    assert "already complete" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        ([], "no run with id 'nosuchrun'"),
+        (["ab"], "drop a prompt"),
+        (["--prompts", "p.txt"], "drop --prompts"),
+        (["--variants-only", "case.lower"], "drop --variants-only"),
+        (["--kinds", "case", "--variants", "v.txt"], "drop --variants, --kinds"),
+        (["--samples", "50", "--no-distribution"], "drop --samples, --no-distribution"),
+        (["--top-p", "0.9", "--greedy", "--max-new-tokens", "2", "--seed", "1", "--chat"], "drop --top-p, --max-new-tokens, --greedy, --seed, --chat"),
+        (["--no-save"], "drop --no-save"),
+    ],
+)
+def test_resume_refuses_a_missing_run_and_flags_that_would_change_the_measurement(extra, needle, capsys, fake):
+    assert main(["perturb", "--resume", "nosuchrun", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_resume_refuses_other_kinds_complete_runs_and_another_model(capsys, fake, tmp_path):
+    db = str(tmp_path / "p.db")
+    with Store(db) as store:
+        sample_run = store.create_run("sample", {"kind": "sample"}, "ab", "fake", "fake-prompt-dependent")
+    assert main(["perturb", "ab", "--variants-only", "punct.question", "--db", db, *QUICK]) == 0
+    capsys.readouterr()
+    with Store(db) as store:
+        done = store.list_runs(kind="perturb")[0].id
+    for args, needle in [
+        ([sample_run], f"run {sample_run} is a sample run, not a perturb run"),
+        ([done], f"run {done} is already complete"),
+        ([done[:6]], f"run {done} is already complete"),  # a unique prefix names it
+    ]:
+        assert main(["perturb", "--resume", *args, "--db", db]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err
+    with Store(db) as store:
+        store.set_status(done, "interrupted")
+    assert main(["perturb", "--resume", done, "--db", db, "--model", "other"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "drop --model other (the run used fake-prompt-dependent)" in err
 
 
 @pytest.mark.model

@@ -12,13 +12,13 @@ from tests.experiments.fake_models import markov_chain
 from tokendice.engines.fake import FakeEngine
 from tokendice.errors import EngineError, ParameterError
 from tokendice.experiments.enumerate import enumerate_completions
-from tokendice.experiments.perturb import UNITS_PER_PROMPT, PerturbSettings, analyse_prompt
+from tokendice.experiments.perturb import UNITS_PER_PROMPT, PerturbSettings, PromptReport, VariantResult, analyse_prompt
 from tokendice.experiments.perturb_score import PromptBatch, score_completions
-from tokendice.experiments.perturb_suite import run_perturb
-from tokendice.experiments.perturb_tv import tv_exact, tv_samples
-from tokendice.experiments.variants import UserVariant, build_variant_sets, make_variants
+from tokendice.experiments.perturb_suite import resume_perturb, run_perturb
+from tokendice.experiments.perturb_tv import TVEstimate, tv_exact, tv_samples
+from tokendice.experiments.variants import UserVariant, Variant, VariantSet, build_variant_sets, make_variants
 from tokendice.params import SamplingParams
-from tokendice.store import Store
+from tokendice.store import Store, jsonutil
 
 VOCAB = ["<eos>", "a", "b", "x", "?", ".", "A", "B"]
 EOS, A, B, X = 0, 1, 2, 3
@@ -38,11 +38,16 @@ def second_step(text: str, first: str) -> dict[str, float]:
     return {"<eos>": 0.6, "x": 0.4} if first == "a" else {"<eos>": 0.7, "x": 0.3}
 
 
-def prompt_dependent() -> FakeEngine:
-    """Two tokens at most: the first depends on the prompt's last character and case, the second on both."""
+def prompt_dependent(stop_at: str | None = None) -> FakeEngine:
+    """Two tokens at most: the first depends on the prompt's last character and case, the second on both.
+
+    With `stop_at`, any prompt starting with it (in any case) raises KeyboardInterrupt, as Ctrl-C would mid-suite.
+    """
 
     def next_logits(prompt, generated):
         text = "".join(VOCAB[i] for i in prompt)
+        if stop_at is not None and text.lower().startswith(stop_at):
+            raise KeyboardInterrupt
         probs = first_step(text) if not generated else second_step(text, VOCAB[generated[0]])
         if len(generated) >= 2:
             probs = {"<eos>": 1.0}
@@ -247,3 +252,94 @@ def test_errors():
 
     with pytest.raises(EngineError, match="next-token logits"):
         run_perturb(BlackBox(), build_variant_sets(["ab"], names=["case.upper"]), SETTINGS)  # type: ignore[arg-type]
+
+
+def stored(value):
+    """What the run store gives back: the value through its JSON encoding."""
+    return jsonutil.loads(jsonutil.dumps(value))
+
+
+def without_wall_times(data):
+    """A stored report less what differs between two runs of the same measurement: run id and wall times."""
+    if isinstance(data, dict):
+        return {k: without_wall_times(v) for k, v in data.items() if k not in ("seconds", "run_id")}
+    if isinstance(data, list):
+        return [without_wall_times(v) for v in data]
+    return data
+
+
+def test_from_dict_inverts_to_dict_through_the_store(report):
+    for result in report.variants:
+        assert VariantResult.from_dict(stored(result.to_dict())) == result
+        assert TVEstimate.from_dict(stored(result.tv.to_dict())) == result.tv
+        assert Variant.from_dict(stored(result.variant.to_dict())) == result.variant
+    back = PromptReport.from_dict(stored(report.to_dict()))
+    assert back == report and back.to_dict() == report.to_dict()
+    data = report.to_dict()
+    PromptReport.from_dict(data).posix["loglik"][0][0] = 99.0  # a copy, as asdict makes one
+    assert data["posix"]["loglik"][0][0] != 99.0
+
+
+def test_from_dict_inverts_to_dict_for_settings_variant_sets_and_missing_tv():
+    settings = PerturbSettings(SamplingParams(temperature=0.5, top_k=3, max_new_tokens=2, order="llamacpp"),
+                               seed=7, samples=50, mass=0.9, max_nodes=20, distribution=False, max_rows=16)
+    for s in (settings, SETTINGS, PerturbSettings()):
+        assert PerturbSettings.from_dict(stored(s.to_dict())) == s
+    vset = make_variants("ab", names=NAMES + ["case.lower+punct.question", "mine"], user=[UserVariant("mine", "{p}.", chat=True)])
+    assert vset.skipped and VariantSet.from_dict(stored(vset.to_dict())) == vset
+    no_tv = analyse_prompt(prompt_dependent(), vset, settings).variants[0]
+    assert no_tv.tv is None and VariantResult.from_dict(stored(no_tv.to_dict())) == no_tv
+    with pytest.raises(ParameterError, match="samples"):
+        PerturbSettings.from_dict({**settings.to_dict(), "samples": 1})  # validated again
+
+
+SUITE = ["ab", "ba", "aab"]
+SUITE_SETTINGS = PerturbSettings(SamplingParams(max_new_tokens=2, top_p=0.95), seed=3, samples=50)
+
+
+def test_an_interrupted_suite_resumes_to_the_report_of_an_uninterrupted_run(tmp_path):
+    vsets = build_variant_sets(SUITE, names=["punct.question", "case.upper", "punct.period"])
+    with Store(str(tmp_path / "s.db")) as store:
+        with pytest.raises(KeyboardInterrupt):
+            run_perturb(prompt_dependent(stop_at="ba"), vsets, SUITE_SETTINGS, None, store)
+        run_id = store.list_runs(kind="perturb")[0].id
+        assert store.get_run(run_id).status == "interrupted"
+        assert [p["prompt"] for p in store.get_result(run_id, "report")["prompts"]] == ["ab"]
+        ticks: list[int] = []
+        resumed = resume_perturb(prompt_dependent(), store, run_id, lambda k, label: ticks.append(k))
+        assert resumed.run_id == run_id and store.get_run(run_id).status == "complete"
+        assert sum(ticks) == 2 * UNITS_PER_PROMPT  # only the two prompts left were measured
+        clean = run_perturb(prompt_dependent(), vsets, SUITE_SETTINGS, None, store)
+        after_resume, uninterrupted = store.get_result(run_id, "report"), store.get_result(clean.run_id, "report")
+    assert [p["prompt"] for p in after_resume["prompts"]] == SUITE and after_resume["run_id"] == run_id
+    assert without_wall_times(after_resume) == without_wall_times(uninterrupted)
+    assert after_resume["summary"]["prompts"] == 3 and after_resume["params"]["top_p"] == 0.95
+    assert without_wall_times(resumed.to_dict()) == without_wall_times(clean.to_dict())
+
+
+def test_a_suite_interrupted_before_its_first_prompt_is_measured_whole_on_resume(tmp_path):
+    vsets = build_variant_sets(["ba", "ab"], names=["punct.question"])
+    with Store(str(tmp_path / "s.db")) as store:
+        with pytest.raises(KeyboardInterrupt):
+            run_perturb(prompt_dependent(stop_at="ba"), vsets, SETTINGS, None, store)
+        run_id = store.list_runs(kind="perturb")[0].id
+        assert store.get_result(run_id, "report") is None
+        report = resume_perturb(prompt_dependent(), store, run_id)
+        assert [p.prompt for p in report.prompts] == ["ba", "ab"] and store.get_run(run_id).status == "complete"
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path):
+    vsets = build_variant_sets(["ab"], names=["punct.question"])
+    with Store(str(tmp_path / "s.db")) as store:
+        with pytest.raises(ParameterError, match="no run with id 'nosuchrun'"):
+            resume_perturb(prompt_dependent(), store, "nosuchrun")
+        sample_run = store.create_run("sample", {"kind": "sample"}, "ab", "fake", "fake-prompt-dependent")
+        with pytest.raises(ParameterError, match="is a sample run, not a perturb run"):
+            resume_perturb(prompt_dependent(), store, sample_run)
+        done = run_perturb(prompt_dependent(), vsets, SETTINGS, None, store).run_id
+        with pytest.raises(ParameterError, match="already complete"):
+            resume_perturb(prompt_dependent(), store, done)
+        store.set_status(done, "interrupted")
+        other = FakeEngine(VOCAB, lambda p, g: [0.0] * len(VOCAB), eos_token_ids=(EOS,), model_id="another")
+        with pytest.raises(ParameterError, match="made with fake/fake-prompt-dependent, not fake/another"):
+            resume_perturb(other, store, done)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from tokendice.cli.common import (
     add_model_args,
@@ -18,7 +19,7 @@ from tokendice.cli.common import (
     progress_enabled,
     read_prompts_file,
 )
-from tokendice.errors import ParameterError
+from tokendice.errors import EngineError, ParameterError
 
 HELP = "measure how far small, meaning-preserving prompt edits (whitespace, case, punctuation, quotes, templates) move the output"
 DESCRIPTION = HELP + (
@@ -29,6 +30,12 @@ DESCRIPTION = HELP + (
     " 1.5 minutes on a 2-core CPU with the embedded model; on a machine busy with other work, --threads 1 is"
     " several times faster."
 )
+FIXED_BY_RUN = (
+    "prompt", "prompts", "list", "variants", "variants_only", "kinds", "samples", "mass", "max_nodes", "no_distribution",
+    "temperature", "top_k", "top_p", "min_p", "repetition_penalty", "no_repeat_ngram_size", "max_new_tokens", "greedy",
+    "order", "no_stop", "seed", "chat", "no_save",
+)
+"""What a stored run fixes: --resume takes all of it from the run, so such a flag is refused rather than ignored."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--details", action="store_true", help="with --prompts: show every prompt's full table, not only the summary")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (the POSIX matrix in full)")
     p.add_argument("--no-save", action="store_true", help="do not store the report as a run")
+    p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted suite: measure the prompts its stored report lacks, with the run's variants and settings, into the same run")
     add_sampling_args(p, max_new_tokens=8)
     add_model_args(p)
     add_store_args(p)
@@ -57,6 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tokendice.experiments.variants import build_variant_sets, parse_names, read_variants_file
 
+    if args.resume is not None:
+        return _resume(args)
     if (args.prompt is None) == (args.prompts is None):
         raise ParameterError("give a prompt or --prompts FILE (one of the two)")
     prompts = read_prompts_file(args.prompts) if args.prompts else [args.prompt]
@@ -79,18 +89,60 @@ def run(args: argparse.Namespace) -> int:
 def _measure(args: argparse.Namespace, vsets: list) -> int:
     from tokendice.api import get_engine
     from tokendice.experiments.perturb import PerturbSettings
-    from tokendice.experiments.perturb_suite import run_perturb, total_units
+    from tokendice.experiments.perturb_suite import start_perturb_run
     from tokendice.store import Store
 
     settings = PerturbSettings(params_from_args(args), args.seed, args.samples, args.mass, args.max_nodes, not args.no_distribution)
     store = None if args.no_save else Store(args.db)
     try:
         engine = get_engine(args.engine, args.model, **engine_options(args))
-        with progress_bar(progress_enabled(args), total_units(vsets)) as progress:
-            report = run_perturb(engine, vsets, settings, progress, store, args.chat)
+        report = start_perturb_run(engine, vsets, settings, store, args.chat)
+        _fill(args, engine, vsets, report, store)
     finally:
         if store is not None:
             store.close()
+    return _show(args, report)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """`--resume RUN_ID`: the run's engine, model, variants and settings; only the missing prompts are measured."""
+    from tokendice.api import get_engine
+    from tokendice.experiments.perturb_suite import load_perturb_run, perturb_record
+    from tokendice.store import Store
+
+    _check_resume_flags(args)
+    with Store(args.db) as store:
+        record = perturb_record(store, args.resume)
+        engine = get_engine(record.engine, record.model, **_resume_engine_options(args, record))
+        report, vsets = load_perturb_run(store, record.id, engine)
+        _fill(args, engine, vsets, report, store)
+    return _show(args, report)
+
+
+def _fill(args: argparse.Namespace, engine, vsets: list, report, store) -> None:
+    """Measure what `report` lacks; on an interruption, say what is kept and the command that goes on."""
+    from tokendice.experiments.perturb import UNITS_PER_PROMPT
+    from tokendice.experiments.perturb_suite import fill_perturb_run, total_units
+
+    try:
+        with progress_bar(progress_enabled(args), total_units(vsets), UNITS_PER_PROMPT * len(report.prompts)) as progress:
+            fill_perturb_run(engine, vsets, report, progress, store)
+    except KeyboardInterrupt:
+        if report.run_id is not None:
+            print(f"tokendice: {_kept(args, report, vsets)}", file=sys.stderr)
+        raise
+    except EngineError as exc:  # e.g. out of memory on a long prompt
+        if report.run_id is None:
+            raise
+        raise type(exc)(f"{exc}; {_kept(args, report, vsets)}") from exc
+
+
+def _kept(args: argparse.Namespace, report, vsets: list) -> str:
+    command = f"tokendice perturb --resume {report.run_id}" + (f" --db {shlex.quote(args.db)}" if args.db else "")
+    return f"{len(report.prompts)} of {len(vsets)} prompts are stored in run {report.run_id}: continue with {command}"
+
+
+def _show(args: argparse.Namespace, report) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return 0
@@ -102,9 +154,41 @@ def _measure(args: argparse.Namespace, vsets: list) -> int:
     return 0
 
 
+def _check_resume_flags(args: argparse.Namespace) -> None:
+    """Refuse, before loading anything, a flag that would change what the stored run measures."""
+    defaults = _defaults(FIXED_BY_RUN)
+    given = [_flag(dest) for dest in FIXED_BY_RUN if getattr(args, dest) != defaults[dest]]
+    if given:
+        raise ParameterError(f"--resume takes the prompts, variants, settings and sampler from the stored run: drop {', '.join(given)}")
+
+
+def _resume_engine_options(args: argparse.Namespace, record) -> dict[str, Any]:
+    """Options for the run's engine with the run's dtype (which changes the logits); --engine,
+    --model or --dtype naming something else than the run used is refused."""
+    defaults = _defaults(("engine", "model", "dtype"))
+    used = {"engine": record.engine, "model": record.model, "dtype": (record.manifest.get("engine") or {}).get("dtype", defaults["dtype"])}
+    clashes = [f"{_flag(dest)} {getattr(args, dest)} (the run used {value})" for dest, value in used.items() if getattr(args, dest) not in (defaults[dest], value)]
+    if clashes:
+        raise ParameterError(f"--resume measures with the run's engine and model: drop {', '.join(clashes)}")
+    return engine_options(argparse.Namespace(**{**vars(args), **used}))
+
+
+def _defaults(dests: tuple[str, ...]) -> dict[str, Any]:
+    """The parser's defaults, from a parser built afresh: a value that differs was given on the command line."""
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_parser(sub)
+    parser = sub.choices["perturb"]
+    return {dest: parser.get_default(dest) for dest in dests}
+
+
+def _flag(dest: str) -> str:
+    return "a prompt" if dest == "prompt" else "--" + dest.replace("_", "-")
+
+
 @contextmanager
-def progress_bar(enabled: bool, total: int) -> Iterator[Callable[[int, str], None] | None]:
-    """A rich progress bar on stderr, advanced in work units with a label of the current stage."""
+def progress_bar(enabled: bool, total: int, done: int = 0) -> Iterator[Callable[[int, str], None] | None]:
+    """A rich progress bar on stderr, advanced in work units with a label of the current stage;
+    a resumed suite starts at the `done` units of its stored prompts, so its time left stays honest."""
     if not enabled:
         yield None
         return
@@ -113,7 +197,7 @@ def progress_bar(enabled: bool, total: int) -> Iterator[Callable[[int, str], Non
 
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
-        task = bar.add_task("loading the model", total=total)
+        task = bar.add_task("loading the model", total=total, completed=done)
 
         def update(units: int, label: str) -> None:
             bar.update(task, advance=units, description=label)

@@ -16,6 +16,7 @@ together; every teacher-forced score comes from one pass over a prefix trie.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -72,6 +73,11 @@ class PerturbSettings:
         data["params"] = self.params.to_dict()
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PerturbSettings:
+        """The inverse of `to_dict`, validated again: a resumed suite measures with the stored settings."""
+        return cls(**{**data, "params": SamplingParams.from_dict(data["params"])})
+
 
 @dataclass
 class VariantResult:
@@ -99,6 +105,14 @@ class VariantResult:
         data["tv"] = self.tv.to_dict() if self.tv else None
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VariantResult:
+        """The inverse of `to_dict`; nested dicts and lists are copied, as `asdict` copies them."""
+        fields = copy.deepcopy(data)
+        fields["variant"] = Variant.from_dict(fields["variant"])
+        fields["tv"] = None if fields["tv"] is None else TVEstimate.from_dict(fields["tv"])
+        return cls(**fields)
+
 
 @dataclass
 class PromptReport:
@@ -117,6 +131,13 @@ class PromptReport:
         data = asdict(self)
         data["variants"] = [v.to_dict() for v in self.variants]
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromptReport:
+        """The inverse of `to_dict`: a resumed suite reads back the prompts it already finished,
+        so the summary can be recomputed over every prompt."""
+        fields = copy.deepcopy({k: v for k, v in data.items() if k != "variants"})
+        return cls(**fields, variants=[VariantResult.from_dict(v) for v in data["variants"]])
 
 
 def analyse_prompt(

@@ -12,12 +12,13 @@ import numpy as np
 
 from tokendice.analysis import posix_dataset
 from tokendice.engines.base import Engine
-from tokendice.errors import EngineError
+from tokendice.errors import EngineError, ParameterError, StoreError
 from tokendice.experiments.perturb import UNITS_PER_PROMPT, PerturbSettings, Progress, PromptReport, VariantResult, analyse_prompt
 from tokendice.experiments.variants import VariantSet
 
 if TYPE_CHECKING:
     from tokendice.store.db import Store
+    from tokendice.store.records import RunRecord
 
 
 @dataclass
@@ -58,21 +59,55 @@ def run_perturb(
 
     With a `store`, the run (kind 'perturb') is created first and the report so
     far is saved under 'report' after every prompt, so an interrupted suite keeps
-    the prompts it finished (its status says 'interrupted').
+    the prompts it finished (its status says 'interrupted') and `resume_perturb`
+    can measure the rest.
     """
-    if not getattr(engine, "white_box", False):
-        raise EngineError(f"perturb needs next-token logits; the {engine.name} engine only returns samples (use --engine hf or llamacpp)")
-    start = time.perf_counter()
+    report = start_perturb_run(engine, vsets, settings, store, chat)
+    return fill_perturb_run(engine, vsets, report, progress, store)
+
+
+def start_perturb_run(
+    engine: Engine,
+    vsets: Sequence[VariantSet],
+    settings: PerturbSettings,
+    store: Store | None = None,
+    chat: bool = False,
+) -> PerturbReport:
+    """An empty report; with a `store`, its run is created first, so that a caller knows the run id
+    (to say how to resume) before any prompt is measured."""
+    _require_logits(engine)
     report = PerturbReport(engine.name, engine.model_id, settings, [], summarize([]), dict(engine.describe()))
     if store is not None:
         report.run_id = _start_run(store, report, vsets, chat)
+    return report
+
+
+def fill_perturb_run(
+    engine: Engine,
+    vsets: Sequence[VariantSet],
+    report: PerturbReport,
+    progress: Progress | None = None,
+    store: Store | None = None,
+) -> PerturbReport:
+    """Measure the prompts of `vsets` that `report` does not hold yet, saving it after each one.
+
+    Each prompt is measured on its own, with the same seed and nothing carried over from
+    the prompts before it, so a suite filled in several sessions stores the same report as
+    one filled at once (only the wall times differ; `seconds` adds up the sessions).
+    `progress` gets the units of the prompts measured now, none for those already held,
+    so that a progress bar can start where the earlier session stopped.
+    """
+    done = len(report.prompts)
+    base, start = report.seconds, time.perf_counter()
     try:
-        for index, vset in enumerate(vsets):
+        if store is not None:
+            store.set_status(report.run_id, "running")
+        for index in range(done, len(vsets)):
             prefix = f"prompt {index + 1}/{len(vsets)} · " if len(vsets) > 1 else ""
             step = None if progress is None else (lambda k, label, p=prefix: progress(k, p + label))
-            report.prompts.append(analyse_prompt(engine, vset, settings, step))
+            report.prompts.append(analyse_prompt(engine, vsets[index], report.settings, step))
             report.summary = summarize(report.prompts)
-            report.seconds = time.perf_counter() - start
+            report.seconds = base + time.perf_counter() - start
             if store is not None:
                 store.save_result(report.run_id, "report", report.to_dict())
     except BaseException:
@@ -82,6 +117,59 @@ def run_perturb(
     if store is not None:
         store.set_status(report.run_id, "complete")
     return report
+
+
+def resume_perturb(engine: Engine, store: Store, run_id: str, progress: Progress | None = None) -> PerturbReport:
+    """Finish an interrupted perturb run: measure the prompts its stored report lacks, into the same run."""
+    report, vsets = load_perturb_run(store, run_id, engine)
+    return fill_perturb_run(engine, vsets, report, progress, store)
+
+
+def perturb_record(store: Store, run_id: str) -> RunRecord:
+    """The run `run_id` names, if it can be resumed: it exists, is a perturb run and is not complete.
+
+    Unknown ids are a ParameterError here, not a StoreError: the id is what the user typed.
+    """
+    try:
+        record = store.get_run(run_id)
+    except StoreError as exc:
+        raise ParameterError(f"cannot resume: {exc}") from exc
+    if record.kind != "perturb" or "perturb" not in record.manifest:
+        raise ParameterError(f"run {record.id} is a {record.kind} run, not a perturb run")
+    if record.status == "complete":
+        raise ParameterError(f"run {record.id} is already complete: nothing to resume (tokendice runs show {record.id})")
+    return record
+
+
+def load_perturb_run(store: Store, run_id: str, engine: Engine) -> tuple[PerturbReport, list[VariantSet]]:
+    """The stored report so far and every prompt's variant set, read back from the run.
+
+    Settings, sampler parameters, chat flag and variants all come from the manifest,
+    never from the caller or from today's variant generators, so the prompts still to
+    measure are measured exactly as the finished ones were.
+    """
+    record = perturb_record(store, run_id)
+    _require_logits(engine)
+    if (record.engine, record.model) != (engine.name, engine.model_id):
+        raise ParameterError(f"run {record.id} was made with {record.engine}/{record.model}, not {engine.name}/{engine.model_id}")
+    try:
+        settings = _manifest_settings(record.manifest)
+        vsets = [VariantSet.from_dict(v) for v in record.manifest["perturb"]["variants"]]
+        saved = store.get_result(record.id, "report") or {"prompts": [], "seconds": 0.0}  # none before the first prompt
+        finished = [PromptReport.from_dict(p) for p in saved["prompts"]]
+    except (KeyError, TypeError) as exc:
+        raise StoreError(f"run {record.id} cannot be resumed: its manifest or report is incomplete ({exc!r})") from exc
+    if len(finished) > len(vsets) or [p.prompt for p in finished] != [v.original.prompt for v in vsets[: len(finished)]]:
+        raise StoreError(f"run {record.id} cannot be resumed: its report does not follow the prompts of its manifest")
+    description = dict(record.manifest.get("engine") or engine.describe())
+    report = PerturbReport(record.engine, record.model, settings, finished, summarize(finished), description, saved["seconds"], record.id)
+    return report, vsets
+
+
+def _require_logits(engine: Engine) -> None:
+    """Refuse a sampling-only engine before a run is created or resumed, not after its first prompt."""
+    if not getattr(engine, "white_box", False):
+        raise EngineError(f"perturb needs next-token logits; the {engine.name} engine only returns samples (use --engine hf or llamacpp)")
 
 
 def total_units(vsets: Sequence[VariantSet]) -> int:
@@ -152,3 +240,9 @@ def _start_run(store: Store, report: PerturbReport, vsets: Sequence[VariantSet],
     manifest = build_manifest("perturb", report.settings.params.to_dict(), report.engine_description, extra)
     label = prompts[0] if len(prompts) == 1 else f"({len(prompts)} prompts) {prompts[0]}"
     return store.create_run("perturb", manifest, label, report.engine, report.model)
+
+
+def _manifest_settings(manifest: dict[str, Any]) -> PerturbSettings:
+    """The settings `_start_run` wrote: manifest["perturb"] less prompts, chat and variants, with the params."""
+    stored = {k: v for k, v in manifest["perturb"].items() if k not in ("prompts", "chat", "variants")}
+    return PerturbSettings.from_dict({**stored, "params": manifest["params"]})

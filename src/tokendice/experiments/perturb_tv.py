@@ -37,6 +37,11 @@ class TVEstimate:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TVEstimate:
+        """The inverse of `to_dict` (a stored report read back, e.g. to resume a suite)."""
+        return cls(**data)
+
 
 def _ratio_terms(p_logp: np.ndarray, q_logp: np.ndarray) -> np.ndarray:
     """(1 - Q/P)_+ per completion; a completion impossible under P contributes 0."""

@@ -49,6 +49,11 @@ class Variant:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Variant:
+        """The inverse of `to_dict`: a stored run's variants are measured again on resume."""
+        return cls(**data)
+
 
 @dataclass(frozen=True)
 class UserVariant:
@@ -71,6 +76,16 @@ class VariantSet:
 
     def to_dict(self) -> dict[str, Any]:
         return {"original": self.original.to_dict(), "variants": [v.to_dict() for v in self.variants], "skipped": self.skipped}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VariantSet:
+        """The inverse of `to_dict`: a resumed suite measures the variants its manifest lists, not
+        variants rebuilt from today's generators (which may have changed since)."""
+        return cls(
+            Variant.from_dict(data["original"]),
+            [Variant.from_dict(v) for v in data["variants"]],
+            [dict(s) for s in data["skipped"]],
+        )
 
 
 def _words_capitalised(text: str) -> str:
