@@ -13,6 +13,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -84,6 +85,7 @@ class OpenAIEngine:
         self.server = server or ("openai" if urlsplit(self.base_url).hostname == "api.openai.com" else None)
         self._extensions = sampler_extensions
         self._client = httpx.Client(timeout=self.timeout, transport=transport)
+        weakref.finalize(self, self._client.close)  # an engine dropped without close() frees its connections
         self._lock = threading.Lock()
         self._verified = False
         self._served: dict[str, Any] | None = None
