@@ -14,7 +14,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", "-m", default=None, help="model: the embedded 'smollm2-135m' (default), a transformers id or directory, or a GGUF path for --engine llamacpp")
     g.add_argument("--engine", "-e", default="hf", help="hf (transformers, default), llamacpp, openai")
     g.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights and activations dtype (hf engine)")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads: torch's for hf (default all), llama.cpp's for llamacpp (default half)")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads: torch's for hf (default: the cores other processes leave idle while the model loads), llama.cpp's for llamacpp (default half)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run (off by default)")
     g.add_argument("--base-url", default=None, help="OpenAI-compatible server URL (--engine openai)")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (--engine openai; the key is never stored or printed)")

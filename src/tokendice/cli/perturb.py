@@ -27,8 +27,7 @@ DESCRIPTION = HELP + (
     " of the completion distribution (exact enumeration where it reaches --mass, else --samples draws of the original"
     " scored exactly under each variant), and the POSIX index over the set. With the defaults (8 new tokens,"
     " 200 samples, enumeration to mass 0.95 within 300 prefixes) the 12 default variants of one prompt take about"
-    " 1.5 minutes on a 2-core CPU with the embedded model; on a machine busy with other work, --threads 1 is"
-    " several times faster."
+    " 1.5 minutes on a 2-core CPU with the embedded model."
 )
 FIXED_BY_RUN = (
     "prompt", "prompts", "list", "variants", "variants_only", "kinds", "samples", "mass", "max_nodes", "no_distribution",

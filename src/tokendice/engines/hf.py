@@ -18,6 +18,7 @@ import torch
 
 from tokendice.engines.base import EngineState, as_rows, as_token_matrix
 from tokendice.engines.embedded import DEFAULT_MODEL, ensure_converted, is_embedded
+from tokendice.engines.threads import CpuTimes, default_threads, idle_cores, threads_for
 from tokendice.errors import ModelNotFoundError, ParameterError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -68,10 +69,12 @@ class HFEngine:
             raise ParameterError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if attn_implementation not in ATTENTION:
             raise ParameterError(f"attention must be one of {', '.join(ATTENTION)}, got {attn_implementation!r}")
+        if threads is not None and threads < 1:
+            raise ParameterError(f"threads must be >= 1, got {threads}")
+        default_threads()  # torch's own default, recorded before any engine changes it
         if threads is not None:
-            if threads < 1:
-                raise ParameterError(f"threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
+        loading = CpuTimes.now() if threads is None else None
         self.model_id = model or DEFAULT_MODEL
         self.dtype = dtype
         self.attn_implementation = attn_implementation
@@ -90,6 +93,9 @@ class HFEngine:
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load model {self.model_id!r}: {_first_line(exc)}") from exc
         self.model.eval()
+        self.idle_cores_at_load = idle_cores(loading) if threads is None else None
+        if threads is None:  # the cores other processes left idle during the load (engines/threads.py)
+            torch.set_num_threads(threads_for(self.idle_cores_at_load))
         eos = self.model.generation_config.eos_token_id
         eos_ids = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
         if hf_tokenizer.eos_token_id is not None:
@@ -165,6 +171,7 @@ class HFEngine:
             "attn_implementation": self.attn_implementation,
             "kv_cache": self.use_cache,
             "threads": torch.get_num_threads(),
+            "threads_chosen": "given" if self.idle_cores_at_load is None else f"{self.idle_cores_at_load:.2f} cores idle at load",
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "vocab_size": self.vocab_size,
         }

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterator, Sequence
 
+from tokendice.engines.threads import default_threads
 from tokendice.errors import EngineError, ParameterError
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -46,21 +47,12 @@ def parse_groups(text: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def all_threads() -> int:
     """torch's thread count when tokendice started (its default: the physical cores)."""
-    import torch
-
-    return _STARTUP_THREADS if _STARTUP_THREADS else torch.get_num_threads()
-
-
-_STARTUP_THREADS = 0
+    return default_threads()
 
 
 def remember_startup_threads() -> None:
     """Record torch's default thread count once, before any engine changes it."""
-    global _STARTUP_THREADS
-    if not _STARTUP_THREADS:
-        import torch
-
-        _STARTUP_THREADS = torch.get_num_threads()
+    default_threads()
 
 
 @dataclass(frozen=True)
