@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tokendice.engines.base import Engine
-from tokendice.experiments.decoding import Completion, chosen_logprobs
+from tokendice.experiments.decoding import Completion, logprobs_at
 from tokendice.params import SamplingParams
 from tokendice.sampling.chain import SamplerChain
 from tokendice.sampling.rng import stream_hash
@@ -69,8 +69,9 @@ def branch_sample(
         probs = torch.softmax(chain.finalize(scores.logits, history).double(), dim=-1)
         columns, values = _support(probs)
         ids = scores.ids.gather(1, columns)
-        model_lp = chosen_logprobs(raw, ids).tolist()
-        sampling_lp = chosen_logprobs(scores.logits, columns).tolist()
+        each_row = torch.arange(len(live)).unsqueeze(1)
+        model_lp = logprobs_at(raw, each_row, ids).tolist()
+        sampling_lp = logprobs_at(scores.logits, each_row, columns).tolist()
         ids_list, values_np = ids.tolist(), values.numpy()
         finished_before = sum(b.count for b in done)
         parents: list[int] = []

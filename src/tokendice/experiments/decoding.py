@@ -1,7 +1,8 @@
 """tokendice's own decoding loop: engine logits -> sampler chain -> draw, batched.
 
-One prefill serves every sample (`Engine.select` duplicates the prompt's state);
-rows that finish are dropped from the batch at once, so no work is spent on them.
+One prefill serves every sample; samples share a row of the model's batch while their
+prefixes agree, and rows that finish are dropped from the batch at once, so no work
+is spent on them.
 """
 
 from __future__ import annotations
@@ -67,8 +68,7 @@ def decode_chunks(
     ids = np.asarray(list(sample_ids), dtype=np.int64)
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
-        rows = torch.zeros(len(chunk), dtype=torch.long)
-        yield decode_batch(engine, engine.select(base, rows), prompt[rows], chunk, params, rng, observer)
+        yield decode_batch(engine, base, prompt, chunk, params, rng, observer, sample_rows=np.zeros(len(chunk), dtype=np.int64))
 
 
 def decode_batch(
@@ -79,13 +79,22 @@ def decode_batch(
     params: SamplingParams,
     rng: RandomSpec,
     observer: StepObserver | None = None,
+    sample_rows: np.ndarray | None = None,
 ) -> list[Completion]:
-    """Decode every row of `state` (already prefilled). `history` holds each row's
-    prompt, left-padded with -1, for the penalties."""
+    """Decode one completion per sample id from the rows of `state` (already prefilled).
+    `history` holds each row's prompt, left-padded with -1, for the penalties.
+
+    Sample j continues row `sample_rows[j]` (by default row j, one row per sample).
+    Samples given the same row share one row of the model's batch for as long as they
+    choose the same tokens, so the model runs once per distinct prefix rather than once
+    per sample; each sample still draws from its own stream.
+    """
     chain = SamplerChain.from_params(params)
     eos = torch.as_tensor(engine.tokenizer.eos_token_ids or (-1,), dtype=torch.long)
     completions = [Completion(int(i)) for i in sample_ids]
     active = torch.arange(len(completions))
+    shared = sample_rows is not None
+    row_of = torch.as_tensor(sample_rows, dtype=torch.long) if shared else active  # each active sample's row
     for step in range(params.max_new_tokens):
         raw = engine.logits(state)
         if observer is not None:
@@ -94,12 +103,13 @@ def decode_batch(
         else:  # torch mode draws as `generate` does, over the whole vocabulary
             stages, scores = [], chain.candidates(raw, history, restrict=rng.mode != "torch")
         active_ids = sample_ids[active.numpy()]
-        columns = draw(scores.logits, chain.greedy, rng.mode, rng.seed, active_ids, step)
-        chosen = scores.tokens(columns)
+        per_sample = scores.logits[row_of] if shared else scores.logits
+        columns = draw(per_sample, chain.greedy, rng.mode, rng.seed, active_ids, step)
+        chosen = scores.ids[row_of, columns]
         if observer is not None:
-            observer(step, raw, stages, chosen, active_ids)
-        model_lp = chosen_logprobs(raw, chosen.unsqueeze(1)).squeeze(1)
-        sampling_lp = chosen_logprobs(scores.logits, columns.unsqueeze(1)).squeeze(1)
+            observer(step, raw[row_of], [s[row_of] for s in stages], chosen, active_ids)
+        model_lp = logprobs_at(raw, row_of, chosen)
+        sampling_lp = logprobs_at(scores.logits, row_of, columns)
         finished = torch.isin(chosen, eos) if params.stop_at_eos else torch.zeros_like(chosen, dtype=torch.bool)
         rows = zip(active.tolist(), chosen.tolist(), model_lp.tolist(), sampling_lp.tolist(), finished.tolist())
         for row, token, model_logprob, sampling_logprob, is_finished in rows:
@@ -111,15 +121,21 @@ def decode_batch(
                 c.finish_reason = "eos"
         if step == params.max_new_tokens - 1 or bool(finished.all()):
             break
-        if bool(finished.any()):
-            keep = torch.nonzero(~finished).squeeze(1)
-            state, history, chosen, active = engine.select(state, keep), history[keep], chosen[keep], active[keep]
-        state = engine.extend(state, chosen)
-        history = torch.cat([history, chosen.unsqueeze(1)], dim=1)
+        keep = torch.nonzero(~finished).squeeze(1)
+        active, chosen, row_of = active[keep], chosen[keep], row_of[keep]
+        if shared:  # one row per distinct (row, token): the prefixes still shared
+            prefixes, row_of = torch.unique(torch.stack([row_of, chosen], dim=1), dim=0, return_inverse=True)
+            parents, tokens = prefixes[:, 0], prefixes[:, 1]
+        else:
+            parents, tokens, row_of = row_of, chosen, torch.arange(len(keep))
+        if len(parents) != state.batch_size or not torch.equal(parents, torch.arange(len(parents))):
+            state = engine.select(state, parents)
+        state = engine.extend(state, tokens)
+        history = torch.cat([history[parents], tokens.unsqueeze(1)], dim=1)
     return completions
 
 
-def chosen_logprobs(logits: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits) at the given columns [batch, m], without a [batch, vocab] output."""
+def logprobs_at(logits: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[rows, columns] (broadcast as in indexing), without a [batch, vocab] output."""
     logits = logits.float()
-    return logits.gather(1, columns) - torch.logsumexp(logits, dim=-1, keepdim=True)
+    return logits[rows, columns] - torch.logsumexp(logits, dim=-1)[rows]
