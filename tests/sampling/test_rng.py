@@ -65,6 +65,6 @@ def test_per_sample_draws_are_the_same_over_candidates_or_the_whole_vocabulary()
     restricted = chain.candidates(logits, history)
     assert restricted.ids.shape[1] < dense.ids.shape[1]
     for step in range(3):
-        a = dense.tokens(draw(dense.logits, False, "per-sample", 11, np.arange(500), step))
-        b = restricted.tokens(draw(restricted.logits, False, "per-sample", 11, np.arange(500), step))
+        a = dense.ids[torch.arange(500), draw(dense.logits, False, "per-sample", 11, np.arange(500), step)]
+        b = restricted.ids[torch.arange(500), draw(restricted.logits, False, "per-sample", 11, np.arange(500), step)]
         assert torch.equal(a, b)

@@ -24,7 +24,8 @@ from tokendice.errors import EngineError, ParameterError, TokendiceError
 from tokendice.experiments.audit_conditions import (
     BASELINE, BATCH_SIZES, GROUPS, Outcome, Variant, applicable, build_variants, forced_logprobs, parse_groups, run_once,
 )
-from tokendice.experiments.audit_controls import Setup, applied, remember_startup_threads
+from tokendice.engines.threads import default_threads
+from tokendice.experiments.audit_controls import Setup, applied
 from tokendice.experiments.audit_engines import ENGINES, EngineProvider
 from tokendice.experiments.audit_report import recipe, sample_records, summarize
 from tokendice.experiments.prompting import encode_prompt
@@ -134,7 +135,7 @@ def run_audit(
         raise ParameterError(f"repeats must be an integer >= 1, got {repeats!r}")
     if any(not isinstance(b, int) or b < 1 for b in batch_sizes):
         raise ParameterError(f"batch sizes must be integers >= 1, got {list(batch_sizes)}")
-    remember_startup_threads()
+    default_threads()  # torch's default, recorded before any engine changes it
     rng = rng or RandomSpec()
     baseline = baseline or Setup(engine=provider.name)
     groups = parse_groups(conditions)

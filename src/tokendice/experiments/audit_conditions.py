@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from tokendice.engines.base import Engine, Tokenizer
+from tokendice.engines.threads import default_threads
 from tokendice.experiments.audit_controls import (  # noqa: F401  (GROUPS, parse_groups, BATCH_SIZES: re-exported)
     ATTENTION, ATTENTIONS, BASELINE, BATCH, BATCH_SIZES, DTYPE, DTYPES, ENGINES, GROUPS, KV_CACHE, THREADS, Setup,
-    all_threads, parse_groups,
+    parse_groups,
 )
 from tokendice.experiments.audit_engines import EngineProvider
 from tokendice.experiments.decoding import decode_batch
@@ -61,8 +62,8 @@ def build_variants(groups: Sequence[str], baseline: Setup, batch_sizes: Sequence
         elif group == DTYPE:
             variants += [Variant(DTYPE, d, baseline.with_(dtype=d)) for d in DTYPES if d != baseline.dtype]
         elif group == THREADS:
-            base = baseline.threads or all_threads()
-            other = 1 if base != 1 else max(all_threads(), 2)
+            base = baseline.threads or default_threads()
+            other = 1 if base != 1 else max(default_threads(), 2)
             label = "1 thread" if other == 1 else f"{other} threads"
             variants.append(Variant(THREADS, label, baseline.with_(threads=other)))
         elif group == KV_CACHE:

@@ -45,16 +45,6 @@ def parse_groups(text: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(g for g in GROUPS if g in chosen)
 
 
-def all_threads() -> int:
-    """torch's thread count when tokendice started (its default: the physical cores)."""
-    return default_threads()
-
-
-def remember_startup_threads() -> None:
-    """Record torch's default thread count once, before any engine changes it."""
-    default_threads()
-
-
 @dataclass(frozen=True)
 class Setup:
     """One combination of controls. `threads` None means all threads."""
@@ -88,7 +78,7 @@ class Setup:
     def to_dict(self) -> dict[str, Any]:
         """The controls as recorded in a manifest; threads resolved to a number."""
         data = asdict(self)
-        data["threads"] = self.threads or all_threads()
+        data["threads"] = self.threads or default_threads()
         data["all_threads"] = self.threads is None
         return data
 
@@ -99,7 +89,7 @@ def applied(setup: Setup) -> Iterator[None]:
     import torch
 
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(setup.threads or all_threads())
+    torch.set_num_threads(setup.threads or default_threads())
     torch.use_deterministic_algorithms(setup.deterministic)
     try:
         yield

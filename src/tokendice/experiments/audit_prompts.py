@@ -24,7 +24,8 @@ from tokendice.analysis.agreement import extract_answer, tara_at_n, tarr_at_n, u
 from tokendice.analysis.branching import first_divergence_step
 from tokendice.errors import EngineError, ParameterError
 from tokendice.experiments.audit_conditions import TARGET_ID, Outcome
-from tokendice.experiments.audit_controls import Setup, applied, remember_startup_threads
+from tokendice.engines.threads import default_threads
+from tokendice.experiments.audit_controls import Setup, applied
 from tokendice.experiments.audit_engines import EngineProvider
 from tokendice.experiments.audit_report import sample_records
 from tokendice.experiments.decoding import decode_batch
@@ -124,7 +125,7 @@ def run_agreement(
     if not prompts:
         raise ParameterError("the prompt set is empty")
     regex = compile_regex(answer_regex)
-    remember_startup_threads()
+    default_threads()  # torch's default, recorded before any engine changes it
     rng, setup = rng or RandomSpec(), setup or Setup(engine=provider.name)
     started = time.perf_counter()
     engine = provider.engine(setup)

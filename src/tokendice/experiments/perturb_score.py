@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from tokendice.engines.base import Engine, EngineState
+from tokendice.experiments.decoding import logprobs_at
 from tokendice.params import SamplingParams
 from tokendice.sampling.chain import SamplerChain
 
@@ -146,15 +147,9 @@ def _score_block(
         tokens = level.tokens.repeat(g)
         shape = (g, len(level.completions))
         target = (np.asarray(prompts)[:, None], level.completions[None, :])
-        model_lp = _chosen_logprobs(raw, rows, tokens)
+        model_lp = logprobs_at(raw, rows, tokens).double()
         model[target] += model_lp.reshape(shape).numpy()
         # an empty chain (the default sampler) leaves the model's distribution as it is
-        sampling_lp = _chosen_logprobs(chain.distribution(raw, history), rows, tokens) if chain.stages else model_lp
+        sampling_lp = logprobs_at(chain.distribution(raw, history), rows, tokens).double() if chain.stages else model_lp
         sampling[target] += sampling_lp.reshape(shape).numpy()
         width_before = width
-
-
-def _chosen_logprobs(logits: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log-softmax(logits)[rows, tokens] without materialising the whole log-softmax."""
-    lse = torch.logsumexp(logits, dim=-1)
-    return (logits[rows, tokens] - lse[rows]).double()

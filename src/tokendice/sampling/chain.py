@@ -35,10 +35,6 @@ class Candidates:
     def dense(cls, logits: torch.Tensor) -> Candidates:
         return cls(torch.arange(logits.shape[-1]).expand(logits.shape[0], -1), logits)
 
-    def tokens(self, columns: torch.Tensor) -> torch.Tensor:
-        """The token ids at the given column of each row."""
-        return self.ids.gather(1, columns.unsqueeze(1)).squeeze(1)
-
 
 @dataclass(frozen=True)
 class SamplerChain:
