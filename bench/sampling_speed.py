@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from tokendice.engines.hf import HFEngine
-from tokendice.experiments.branching import BranchStats, branch_sample
-from tokendice.experiments.decoding import decode
+from tokendice.experiments.decoding.branching import BranchStats, branch_sample
+from tokendice.experiments.decoding.decode import decode
 from tokendice.params import NOTEBOOK_PARAMS, RandomSpec
 
 PROMPT = "The capital of France is"

@@ -4,11 +4,17 @@
     ├── ParameterError             a bad parameter value (names the parameter and its range)
     ├── ModelNotFoundError         an unknown model id, a missing file or directory
     ├── EngineError                an engine failed or cannot do what was asked
-    │   └── EngineUnavailableError an optional engine whose library is not installed
-    ├── StoreError                 the run store: unknown run id, unreadable database
-    └── ServerError                an OpenAI-compatible server: unreachable, refused, no logprobs
+    │   ├── EngineUnavailableError an optional engine whose library is not installed
+    │   └── ServerError            an OpenAI-compatible server: unreachable, refused, no logprobs
+    └── StoreError                 the run store: unknown run id, unreadable or read-only database
 
-The CLI turns every TokendiceError into one line on stderr and exit code 2.
+    KeyboardInterrupt
+    └── RunInterrupted             Ctrl-C (or a kernel interrupt) during a stored run: says its
+                                   id and how to resume it
+
+The CLI turns every TokendiceError into one line on stderr and exit code 2, and an
+interruption into exit code 130. Messages name parameters as the Python API does
+(`top_p`); the CLI shows them as its flags (`--top-p`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ class TokendiceError(Exception):
 
 
 class ParameterError(TokendiceError, ValueError):
-    """A parameter is outside its valid range."""
+    """A parameter is outside its valid range; `param` names it (as a Python keyword)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ModelNotFoundError(TokendiceError):
@@ -35,8 +45,21 @@ class EngineUnavailableError(EngineError):
 
 
 class StoreError(TokendiceError):
-    """The run store cannot do what was asked (unknown run, bad file)."""
+    """The run store cannot do what was asked (unknown run, bad or read-only file)."""
 
 
 class ServerError(EngineError):
     """An OpenAI-compatible server is unreachable or answered with an error."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A stored run was interrupted; what it finished is kept and `resume(run_id)` goes on."""
+
+    def __init__(self, run_id: str, message: str, resume_hint: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.message = message
+        self.resume_hint = resume_hint
+
+    def __str__(self) -> str:
+        return self.message

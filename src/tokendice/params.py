@@ -76,10 +76,9 @@ class SamplingParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SamplingParams:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
+        unknown = sorted(set(data) - set(SAMPLING_FIELDS))
         if unknown:
-            raise ParameterError(f"unknown sampling parameter(s): {', '.join(sorted(unknown))}")
+            raise ParameterError(f"unknown sampling parameter(s): {', '.join(unknown)}", param=unknown[0])
         return cls(**data)
 
 
@@ -100,6 +99,34 @@ class RandomSpec:
         _check(self.mode in RNG_MODES, "rng", self.mode, f"one of {', '.join(RNG_MODES)}")
 
 
+def require_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """`value` if it is an integer within [low, high], else a ParameterError naming `name`."""
+    ok = _is_int(value) and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        bounds = " ".join(b for b in (f">= {low}" if low is not None else "", f"<= {high}" if high is not None else "") if b)
+        _check(False, name, value, f"an integer {bounds}".strip())
+    return int(value)
+
+
+def require_number(name: str, value: Any, low: float | None = None, high: float | None = None, low_open: bool = False) -> float:
+    """`value` as a float if it is a finite number within its bounds, else a ParameterError."""
+    ok = _finite(value) and (low is None or (value > low if low_open else value >= low)) and (high is None or value <= high)
+    if not ok:
+        lower = "" if low is None else (f"in ({low:g}, " if low_open else f"in [{low:g}, ") + (f"{high:g}]" if high is not None else "inf)")
+        _check(False, name, value, f"a number {lower}".strip() if lower else "a finite number")
+    return float(value)
+
+
+def require_bool(name: str, value: Any) -> bool:
+    _check(isinstance(value, bool), name, value, "True or False")
+    return value
+
+
+def require_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    _check(value in choices, name, value, f"one of {', '.join(choices)}")
+    return value
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -110,8 +137,11 @@ def _is_int(x: Any) -> bool:
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:
     if not ok:
-        raise ParameterError(f"{name} must be {expected}, got {value!r}")
+        raise ParameterError(f"{name} must be {expected}, got {value!r}", param=name)
 
+
+SAMPLING_FIELDS = tuple(SamplingParams.__dataclass_fields__)
+"""The keywords that make a SamplingParams (temperature, top_k, ...)."""
 
 NOTEBOOK_PARAMS = SamplingParams(
     temperature=0.7,

@@ -11,8 +11,8 @@ import pytest
 from tokendice import api
 from tokendice.cli import main
 from tokendice.engines.fake import FakeEngine
-from tokendice.experiments.audit_controls import Setup
-from tokendice.experiments.audit_engines import FixedProvider
+from tokendice.experiments.audit.controls import Setup
+from tokendice.experiments.audit.providers import FixedProvider
 from tokendice.store import SampleRecord, Store
 
 VOCAB = ["<eos>", "x", "a", "b", "c", "d"]

@@ -14,13 +14,14 @@ from tokendice.cli import main
     [
         (["trace", ""], "prompt"),
         (["trace", "hi", "--temperature", "-1"], "temperature"),
-        (["trace", "hi", "--top-p", "1.5"], "top_p"),
-        (["trace", "hi", "--top-p", "0"], "top_p"),
-        (["trace", "hi", "--top-k", "-3"], "top_k"),
-        (["trace", "hi", "--repetition-penalty", "0"], "repetition_penalty"),
-        (["trace", "hi", "--max-new-tokens", "0"], "max_new_tokens"),
+        (["trace", "hi", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
+        (["trace", "hi", "--top-p", "0"], "--top-p"),
+        (["trace", "hi", "--top-k", "-3"], "--top-k"),
+        (["trace", "hi", "--repetition-penalty", "0"], "--repetition-penalty"),
+        (["trace", "hi", "--max-new-tokens", "0"], "--max-new-tokens"),
         (["trace", "hi", "--model", "/no/such/dir"], "not found"),
-        (["trace", "hi", "--engine", "nope"], "engine"),
+        (["trace", "hi", "--engine", "nope"], "--engine must be one of hf, llamacpp, openai"),
+        (["trace", "hi", "--engine", "llamacpp", "--dtype", "bfloat16"], "the llamacpp engine takes no option --dtype"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needle, capsys):

@@ -14,7 +14,7 @@ import pytest
 from tokendice.cli import main
 from tokendice.engines.blackbox import request_seed
 from tokendice.engines.openai import OpenAIEngine
-from tokendice.experiments.blackbox_runs import text_token_id
+from tokendice.engines.blackbox import text_token_id
 from tokendice.store import Store
 
 PROMPT = "The capital of France is"

@@ -115,4 +115,4 @@ def llamacpp_engine():  # type: ignore[no-untyped-def]
     _require_llama_cpp()
     from tokendice.engines.llamacpp import LlamaCppEngine
 
-    return LlamaCppEngine(n_threads=1)
+    return LlamaCppEngine(threads=1)

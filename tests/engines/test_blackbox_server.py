@@ -10,7 +10,7 @@ import pytest
 
 from tokendice.cli import main
 from tokendice.engines.openai import OpenAIEngine
-from tokendice.experiments.blackbox_runs import run_blackbox_trace
+from tokendice.experiments.trace.blackbox import run_blackbox_trace
 from tokendice.params import SamplingParams
 from tokendice.store import Store
 
@@ -42,7 +42,7 @@ def test_black_box_trace_from_the_cli(llamacpp_server: str, capsys, tmp_path) ->
 
 def test_hidden_server_processing_is_flagged(llamacpp_server: str) -> None:
     # Left to its defaults (repeat_penalty 1.1), the server contradicts the raw logprobs it reports.
-    implicit = OpenAIEngine(llamacpp_server, SERVER_MODEL, sampler_extensions=False)
+    implicit = OpenAIEngine(SERVER_MODEL, base_url=llamacpp_server, sampler_extensions=False)
     trace = run_blackbox_trace(implicit, PROMPT, SamplingParams(do_sample=False, max_new_tokens=20))
     assert trace.warnings and "greedy decoding chose" in trace.warnings[0]
     assert any(s.rank is not None and s.rank > 1 for s in trace.steps)

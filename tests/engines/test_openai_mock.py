@@ -61,7 +61,7 @@ class Server:
 
 
 def engine(scripted: Server, **options) -> OpenAIEngine:
-    e = OpenAIEngine(BASE, "smollm2-135m", transport=httpx.MockTransport(scripted), **options)
+    e = OpenAIEngine("smollm2-135m", base_url=BASE, transport=httpx.MockTransport(scripted), **options)
     e.delays = []
     e._sleep = e.delays.append
     return e
@@ -158,7 +158,7 @@ def test_retry_after_header_is_respected() -> None:
         return httpx.Response(200, json=completion_body())
 
     handler.calls = 0
-    e = OpenAIEngine(BASE, "smollm2-135m", transport=httpx.MockTransport(handler))
+    e = OpenAIEngine("smollm2-135m", base_url=BASE, transport=httpx.MockTransport(handler))
     delays: list[float] = []
     e._sleep = delays.append
     e.generate("hi", GREEDY, seed=0, sample_id=0)
@@ -175,7 +175,7 @@ def test_unreachable_server_names_the_url() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
-    e = OpenAIEngine(BASE, "smollm2-135m", transport=httpx.MockTransport(refuse), max_retries=1)
+    e = OpenAIEngine("smollm2-135m", base_url=BASE, transport=httpx.MockTransport(refuse), max_retries=1)
     e._sleep = lambda _: None
     with pytest.raises(ServerError, match="cannot reach the server at http://testserver:8000/v1 \\(connection refused\\)"):
         e.generate("hi", GREEDY, seed=0, sample_id=0)
@@ -187,13 +187,13 @@ def test_unreachable_real_port() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    e = OpenAIEngine(f"http://127.0.0.1:{port}", "m", max_retries=0)
+    e = OpenAIEngine("m", base_url=f"http://127.0.0.1:{port}", max_retries=0)
     with pytest.raises(ServerError, match=f"http://127.0.0.1:{port}/v1 \\(connection refused\\)"):
         e.generate("hi", GREEDY, seed=0, sample_id=0)
 
 
 def test_wrong_model_name_from_model_list() -> None:
-    e = OpenAIEngine(BASE, "gpt-17", transport=httpx.MockTransport(Server()))
+    e = OpenAIEngine("gpt-17", base_url=BASE, transport=httpx.MockTransport(Server()))
     with pytest.raises(ServerError, match="'gpt-17' is not served by .*it serves: smollm2-135m"):
         e.generate("hi", GREEDY, seed=0, sample_id=0)
 
@@ -243,7 +243,7 @@ def test_generate_many_yields_every_sample_and_bounds_concurrency() -> None:
             active[0] -= 1
         return httpx.Response(200, json=completion_body())
 
-    e = OpenAIEngine(BASE, "smollm2-135m", transport=httpx.MockTransport(handler), concurrency=3)
+    e = OpenAIEngine("smollm2-135m", base_url=BASE, transport=httpx.MockTransport(handler), concurrency=3)
     stored: list[BlackBoxCompletion] = []
     results = list(e.generate_many("hi", GREEDY, seed=0, sample_ids=range(10), on_result=stored.append))
     assert sorted(r.sample_id for r in results) == list(range(10))
@@ -258,7 +258,7 @@ def test_generate_many_keeps_completed_samples_when_the_server_dies() -> None:
             raise httpx.ConnectError("Connection refused", request=request)
         return httpx.Response(200, json=completion_body())
 
-    e = OpenAIEngine(BASE, "smollm2-135m", transport=httpx.MockTransport(handler), concurrency=1, max_retries=0)
+    e = OpenAIEngine("smollm2-135m", base_url=BASE, transport=httpx.MockTransport(handler), concurrency=1, max_retries=0)
     got: list[int] = []
     with pytest.raises(ServerError, match="connection refused"):
         for c in e.generate_many("hi", GREEDY, seed=0, sample_ids=range(10)):
@@ -268,7 +268,7 @@ def test_generate_many_keeps_completed_samples_when_the_server_dies() -> None:
 
 def test_load_engine_openai() -> None:
     e = load_engine("openai", "smollm2-135m", base_url="http://127.0.0.1:9")
-    assert isinstance(e, OpenAIEngine) and e.base_url == "http://127.0.0.1:9/v1" and not e.white_box
+    assert isinstance(e, OpenAIEngine) and e.base_url == "http://127.0.0.1:9/v1" and not e.kind.white_box
     with pytest.raises(ParameterError, match="base_url"):
         load_engine("openai", "m")
 

@@ -10,7 +10,7 @@ import torch
 from tokendice.engines.blackbox import check_consistency
 from tokendice.engines.openai import OpenAIEngine
 from tokendice.errors import ServerError
-from tokendice.experiments.decoding import decode
+from tokendice.experiments.decoding.decode import decode
 from tokendice.params import RandomSpec, SamplingParams
 
 pytestmark = pytest.mark.server
@@ -22,7 +22,7 @@ SAMPLING = SamplingParams(temperature=1.0, top_k=50, top_p=0.95, max_new_tokens=
 
 @pytest.fixture
 def engine(llamacpp_server: str) -> OpenAIEngine:
-    return OpenAIEngine(llamacpp_server, SERVER_MODEL, concurrency=2)
+    return OpenAIEngine(SERVER_MODEL, base_url=llamacpp_server, concurrency=2)
 
 
 @pytest.mark.model
@@ -62,13 +62,13 @@ def test_seeds_give_reproducible_samples(engine) -> None:  # type: ignore[no-unt
 
 
 def test_explicit_repeat_penalty_removes_the_hidden_default(llamacpp_server: str) -> None:
-    explicit = OpenAIEngine(llamacpp_server, SERVER_MODEL)
+    explicit = OpenAIEngine(SERVER_MODEL, base_url=llamacpp_server)
     c = explicit.generate(PROMPT, GREEDY, seed=0, sample_id=0)
     assert check_consistency(c, GREEDY) == []  # greedy picks the top reported logprob at every step
 
     # The DESIGN.md anomaly: without repeat_penalty the server's default 1.1 acts,
     # while the logprobs it reports stay raw. The consistency check flags it.
-    implicit = OpenAIEngine(llamacpp_server, SERVER_MODEL, sampler_extensions=False)
+    implicit = OpenAIEngine(SERVER_MODEL, base_url=llamacpp_server, sampler_extensions=False)
     hidden = implicit.generate(PROMPT, GREEDY, seed=0, sample_id=0)
     assert "repeat_penalty" not in implicit.request_body(PROMPT, GREEDY, 0)
     warnings = check_consistency(hidden, GREEDY)
@@ -83,7 +83,7 @@ def test_explicit_repeat_penalty_removes_the_hidden_default(llamacpp_server: str
 
 
 def test_chat_endpoint_reports_logprobs(llamacpp_server: str) -> None:
-    chat = OpenAIEngine(llamacpp_server, SERVER_MODEL, endpoint="chat")
+    chat = OpenAIEngine(SERVER_MODEL, base_url=llamacpp_server, endpoint="chat")
     c = chat.generate("What is the capital of France?", GREEDY.with_(max_new_tokens=6), seed=0, sample_id=0)
     assert c.tokens and all(lp is not None for lp in c.logprobs) and c.top_logprobs[0]
     assert "".join(c.tokens) == c.text
@@ -91,7 +91,7 @@ def test_chat_endpoint_reports_logprobs(llamacpp_server: str) -> None:
 
 def test_wrong_model_name(llamacpp_server: str) -> None:
     # llama-cpp-python would silently answer with its only model: the engine checks /models first.
-    wrong = OpenAIEngine(llamacpp_server, "gpt-4o")
+    wrong = OpenAIEngine("gpt-4o", base_url=llamacpp_server)
     with pytest.raises(ServerError, match=f"'gpt-4o' is not served by .*it serves: {SERVER_MODEL}"):
         wrong.generate(PROMPT, GREEDY, seed=0, sample_id=0)
 
@@ -99,7 +99,7 @@ def test_wrong_model_name(llamacpp_server: str) -> None:
 def test_killed_server_keeps_completed_samples(start_llamacpp_server) -> None:  # type: ignore[no-untyped-def]
     server = start_llamacpp_server()
     try:
-        e = OpenAIEngine(server.base_url, SERVER_MODEL, concurrency=1, max_retries=1)
+        e = OpenAIEngine(SERVER_MODEL, base_url=server.base_url, concurrency=1, max_retries=1)
         e._sleep = lambda _: None
         got = []
         with pytest.raises(ServerError, match=f"cannot reach the server at {server.base_url}"):

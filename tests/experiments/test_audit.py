@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 
 import pytest
+
+from tokendice.engines.spec import OPENAI
 import torch
 
 import tokendice
 from tokendice.engines.fake import FakeEngine
 from tokendice.errors import EngineError, ParameterError
-from tokendice.experiments.audit import run_audit
-from tokendice.experiments.audit_conditions import batch_prompts, parse_groups
-from tokendice.experiments.audit_controls import Setup, applied
-from tokendice.experiments.audit_engines import FixedProvider
+from tokendice.experiments.audit.audit import run_audit
+from tokendice.experiments.audit.conditions import batch_prompts, parse_groups
+from tokendice.experiments.audit.controls import Setup, applied
+from tokendice.experiments.audit.providers import FixedProvider
 from tokendice.params import SamplingParams
 from tokendice.store import Store
 
@@ -159,7 +161,7 @@ def test_bad_repeats_and_black_box_engines_are_refused():
         audit(fake(), repeats=0)
 
     class BlackBox:
-        name, model_id, white_box = "server", "m", False
+        name, model_id, kind = "server", "m", OPENAI
 
     with pytest.raises(EngineError, match="white-box"):
         run_audit(FixedProvider(BlackBox()), "x", GREEDY)  # type: ignore[arg-type]
@@ -195,7 +197,7 @@ def test_audit_is_stored_with_its_controls(tmp_path):
 class Server:
     """A scripted black-box engine: the baseline's text, or one that flips the tie at step 2."""
 
-    name, model_id, white_box = "server", "fake", False
+    name, model_id, kind = "server", "fake", OPENAI
 
     def __init__(self, pieces):
         self.pieces, self.closed = pieces, False
@@ -221,7 +223,7 @@ def test_black_box_engines_are_compared_by_text():
 
 
 def test_a_stored_report_reloads():
-    from tokendice.experiments.audit import AuditReport
+    from tokendice.experiments.audit.audit import AuditReport
 
     report = audit(fake(batch_noise(2)), conditions="batch", repeats=1)
     again = AuditReport.from_dict(report.to_dict())
@@ -244,7 +246,7 @@ def test_a_condition_that_fails_is_reported_and_the_audit_goes_on():
 
 def test_a_variant_that_cannot_load_is_reported_failed():
     from tokendice.errors import ModelNotFoundError
-    from tokendice.experiments.audit_engines import DTYPE, WHITE_BOX_CONTROLS
+    from tokendice.experiments.audit.providers import DTYPE, WHITE_BOX_CONTROLS
 
     class Provider(FixedProvider):
         def engine(self, setup):

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from tokendice.errors import ParameterError
-from tokendice.experiments.audit_controls import Setup
-from tokendice.experiments.audit_engines import FixedProvider
-from tokendice.experiments.audit_prompts import read_prompts, run_agreement
+from tokendice.experiments.audit.controls import Setup
+from tokendice.experiments.audit.providers import FixedProvider
+from tokendice.experiments.audit.agreement import run_agreement
+from tokendice.inputs import read_prompts
 from tokendice.params import SamplingParams
 from tests.experiments.test_audit import GREEDY, batch_noise, fake
 

@@ -10,7 +10,7 @@ import pytest
 from tokendice.cli import main
 from tokendice.engines.fake import FakeEngine
 from tokendice.errors import EngineError, ParameterError
-from tokendice.experiments.compare import CompletionBudget, engine_specs, run_compare, store_compare
+from tokendice.experiments.compare.compare import CompletionBudget, engine_specs, run_compare, store_compare
 from tokendice.params import SamplingParams
 from tokendice.store import Store
 

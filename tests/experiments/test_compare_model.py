@@ -30,7 +30,7 @@ def llamacpp():  # type: ignore[no-untyped-def]
     pytest.importorskip("llama_cpp", reason="llama_cpp not importable: pip install 'tokendice[llamacpp]'")
     from tokendice.engines.llamacpp import LlamaCppEngine
 
-    return LlamaCppEngine(n_threads=1)
+    return LlamaCppEngine(threads=1)
 
 
 def test_hf_vs_llamacpp_per_step_and_summary(hf_engine, llamacpp, one_torch_thread, monkeypatch, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]

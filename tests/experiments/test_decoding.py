@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tokendice.experiments.decoding import decode, decode_batch
+from tokendice.experiments.decoding.decode import decode, decode_batch
 from tokendice.params import RandomSpec, SamplingParams
 from tests.experiments.fake_models import flat_with_repeats, markov_chain, shallow_tree
 

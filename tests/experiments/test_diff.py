@@ -6,8 +6,8 @@ import pytest
 
 from tokendice.engines.fake import FakeEngine
 from tokendice.errors import ParameterError, StoreError
-from tokendice.experiments.diff import diff, diff_sides, load_side
-from tokendice.experiments.trace import run_trace
+from tokendice.experiments.compare.diff import diff, diff_sides, load_side
+from tokendice.experiments.trace.trace import run_trace
 from tokendice.params import SamplingParams
 from tokendice.store import SampleRecord, Store
 

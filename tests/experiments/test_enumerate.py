@@ -6,7 +6,7 @@ import pytest
 
 from tests.experiments.fake_models import flat_with_repeats, markov_chain, shallow_tree
 from tokendice.errors import ParameterError
-from tokendice.experiments.enumerate import enumerate_completions, next_token_distribution
+from tokendice.experiments.decoding.enumerate import enumerate_completions, next_token_distribution
 from tokendice.params import SamplingParams
 
 

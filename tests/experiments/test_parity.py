@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tokendice.experiments.decoding import decode
+from tokendice.experiments.decoding.decode import decode
 from tokendice.params import RandomSpec, SamplingParams
 
 pytestmark = pytest.mark.model

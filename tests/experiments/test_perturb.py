@@ -8,15 +8,17 @@ import math
 import numpy as np
 import pytest
 
+from tokendice.engines.spec import OPENAI
+
 from tests.experiments.fake_models import markov_chain
 from tokendice.engines.fake import FakeEngine
 from tokendice.errors import EngineError, ParameterError
-from tokendice.experiments.enumerate import enumerate_completions
-from tokendice.experiments.perturb import UNITS_PER_PROMPT, PerturbSettings, PromptReport, VariantResult, analyse_prompt
-from tokendice.experiments.perturb_score import PromptBatch, score_completions
-from tokendice.experiments.perturb_suite import resume_perturb, run_perturb
-from tokendice.experiments.perturb_tv import TVEstimate, tv_exact, tv_samples
-from tokendice.experiments.variants import UserVariant, Variant, VariantSet, build_variant_sets, make_variants
+from tokendice.experiments.decoding.enumerate import enumerate_completions
+from tokendice.experiments.perturb.perturb import UNITS_PER_PROMPT, PerturbSettings, PromptReport, VariantResult, analyse_prompt
+from tokendice.experiments.perturb.score import PromptBatch, score_completions
+from tokendice.experiments.perturb.suite import resume_perturb, run_perturb
+from tokendice.experiments.perturb.tv import TVEstimate, tv_exact, tv_samples
+from tokendice.experiments.perturb.variants import UserVariant, Variant, VariantSet, build_variant_sets, make_variants
 from tokendice.params import SamplingParams
 from tokendice.store import Store, jsonutil
 
@@ -248,7 +250,7 @@ def test_errors():
         PerturbSettings(samples=1)
 
     class BlackBox:
-        name, model_id, white_box = "openai", "m", False
+        name, model_id, kind = "openai", "m", OPENAI
 
     with pytest.raises(EngineError, match="next-token logits"):
         run_perturb(BlackBox(), build_variant_sets(["ab"], names=["case.upper"]), SETTINGS)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ import pytest
 
 from tests.experiments.fake_models import markov_chain
 from tokendice.errors import ParameterError, StoreError
-from tokendice.experiments.sample import SampleSpec, fill_sample_run, load_sample_spec, start_sample_run
+from tokendice.experiments.distribution.sample import SampleSpec, fill_sample_run, load_sample_spec, start_sample_run
 from tokendice.params import SamplingParams
 from tokendice.store import Store
 

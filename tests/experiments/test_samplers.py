@@ -13,9 +13,9 @@ import pytest
 
 from tests.experiments.fake_models import flat_with_repeats, markov_chain, shallow_tree
 from tokendice.analysis import goodness_of_fit
-from tokendice.experiments.branching import BranchStats, branch_sample
-from tokendice.experiments.decoding import decode
-from tokendice.experiments.enumerate import enumerate_completions
+from tokendice.experiments.decoding.branching import BranchStats, branch_sample
+from tokendice.experiments.decoding.decode import decode
+from tokendice.experiments.decoding.enumerate import enumerate_completions
 from tokendice.params import RandomSpec, SamplingParams
 
 ALPHA = 1e-3

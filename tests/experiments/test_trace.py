@@ -6,7 +6,7 @@ import math
 import pytest
 
 from tokendice.engines.fake import FakeEngine
-from tokendice.experiments.trace import run_trace
+from tokendice.experiments.trace.trace import run_trace
 from tokendice.params import SamplingParams
 
 VOCAB = ["<eos>", "x", "a", "b", "c", "<b>"]
@@ -72,8 +72,14 @@ def test_html_escapes_generated_text():
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
-def test_dataframe_has_one_row_per_step():
-    trace = run_trace(_engine(), "x", SamplingParams(), seed=5)
+def test_dataframe_is_long_form_with_the_alternatives():
+    trace = run_trace(_engine(), "x", SamplingParams(temperature=0.5), seed=5, top=3)
     df = trace.to_dataframe()
-    assert len(df) == len(trace.steps)
-    assert {"model_prob", "sampling_prob", "model_entropy"} <= set(df.columns)
+    assert list(df.columns) == [*trace.COLUMNS, "p_after[temperature=0.5]"]
+    assert df["chosen"].sum() == len(trace.steps)  # one chosen token per step, the rest alternatives
+    for s in trace.steps:
+        rows = df[df["step"] == s.step]
+        listed = {s.chosen.token_id} | {c.token_id for c in s.top}
+        assert set(rows["token_id"]) == listed and len(rows) == len(listed)
+        chosen = rows[rows["chosen"]].iloc[0]
+        assert chosen["token_id"] == s.chosen.token_id and chosen["model_prob"] == s.chosen.model_prob

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tokendice.errors import ParameterError
-from tokendice.experiments.variants import GENERATORS, KINDS, UserVariant, apply, default_names, make_variants, read_variants_file
+from tokendice.experiments.perturb.variants import GENERATORS, KINDS, UserVariant, apply, default_names, make_variants, read_variants_file
 
 PROMPT = "The capital of France is"
 

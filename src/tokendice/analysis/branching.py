@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from tokendice.errors import ParameterError
 
-ENDED: Final = "ended"
+ENDED: Final = "<ended>"
 """Key counted by `next_token_counts_after` when a sequence stops right after the prefix."""
 
 

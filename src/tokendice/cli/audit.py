@@ -9,7 +9,7 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from tokendice.cli.common import add_model_args, add_sampling_args, params_from_args, progress_enabled, rng_from_args
+from tokendice.cli._legacy import add_model_args, add_sampling_args, params_from_args, progress_enabled, rng_from_args
 from tokendice.errors import ParameterError
 
 HELP = "run one request under a matrix of conditions (batch, dtype, threads, KV cache, attention, engines) and say what changes the output"
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("--answer-regex goes with --prompts FILE")
     if args.batch_size < 1:
         raise ParameterError(f"batch size must be >= 1, got {args.batch_size}")
-    from tokendice.experiments.audit_controls import parse_groups
+    from tokendice.experiments.audit.controls import parse_groups
 
     parse_groups(args.conditions)
     sizes = _sizes(args.batch_sizes)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         _warn_if_busy()
     with progress_bar(progress_enabled(args)) as progress:
         if args.prompts is not None:
-            from tokendice.experiments.audit_prompts import read_prompts
+            from tokendice.experiments.audit.agreement import read_prompts
 
             report = api.agreement(read_prompts(args.prompts), answer_regex=args.answer_regex,
                                    batch_size=args.batch_size, progress=progress, **common)

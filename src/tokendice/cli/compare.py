@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tokendice.cli.common import add_sampling_args, add_store_args, check_prompt, params_from_args
+from tokendice.cli._legacy import add_sampling_args, add_store_args, check_prompt, params_from_args
 
 HELP = "compare models or engines on one prompt: per-step KL/JS along a shared continuation, and completion overlap"
 DESCRIPTION = """\
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(report.to_json())
         return 0
     from tokendice.render.compare_terminal import compare_renderable
-    from tokendice.render.trace_terminal import make_console
+    from tokendice.render.terminal import make_console
 
     console = make_console()
     console.print(compare_renderable(report, rows=args.rows))

@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    from tokendice.render.audit_terminal import print_diff
+    from tokendice.render.diff_terminal import diff_renderable
+    from tokendice.render.terminal import make_console
 
-    print_diff(report)
+    make_console().print(diff_renderable(report))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, check_prompt, load_engine_from_args, open_store, params_from_args, progress_enabled
+from tokendice.cli._legacy import add_model_args, add_sampling_args, add_store_args, check_prompt, load_engine_from_args, open_store, params_from_args, progress_enabled
 
 HELP = "enumerate completions exactly (best-first over the prefix tree) with their probabilities and the mass left"
 
@@ -26,16 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tokendice.cli.progress import progress_bar
-    from tokendice.experiments.blackbox_runs import require_white_box
-    from tokendice.experiments.enumerate import enumerate_completions
-    from tokendice.experiments.prompting import encode_prompt
+    from tokendice.engines.base import require_logits
+    from tokendice.experiments.decoding.enumerate import enumerate_completions
+    from tokendice.experiments.decoding.prompting import encode_prompt
     from tokendice.store import build_manifest
 
     params = params_from_args(args)
     check_prompt(args.prompt)
     store = open_store(args)
     engine = load_engine_from_args(args)
-    require_white_box(engine, "exact enumeration (every completion with its probability)")
+    require_logits(engine, "exact enumeration (every completion with its probability)")
     prompt_ids = encode_prompt(engine.tokenizer, args.prompt, args.chat)
     extra = {"enumerate": {"prompt": args.prompt, "chat": args.chat, "mass": args.mass, "max_nodes": args.max_nodes, "min_prob": args.min_prob}}
     run_id = store.create_run("enumerate", build_manifest("enumerate", params.to_dict(), engine.describe(), extra), args.prompt, engine.name, engine.model_id)
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         from tokendice.render.sample_terminal import enumeration_renderable
-        from tokendice.render.trace_terminal import make_console
+        from tokendice.render.terminal import make_console
 
         console = make_console()
         console.print(enumeration_renderable(result, rows=args.rows))

@@ -9,7 +9,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from tokendice.cli.common import (
+from tokendice.cli._legacy import (
     add_model_args,
     add_sampling_args,
     add_store_args,
@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tokendice.experiments.variants import build_variant_sets, parse_names, read_variants_file
+    from tokendice.experiments.perturb.variants import build_variant_sets, parse_names, read_variants_file
 
     if args.resume is not None:
         return _resume(args)
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _measure(args: argparse.Namespace, vsets: list) -> int:
     from tokendice.api import get_engine
-    from tokendice.experiments.perturb import PerturbSettings
-    from tokendice.experiments.perturb_suite import start_perturb_run
+    from tokendice.experiments.perturb.perturb import PerturbSettings
+    from tokendice.experiments.perturb.suite import start_perturb_run
     from tokendice.store import Store
 
     settings = PerturbSettings(params_from_args(args), args.seed, args.samples, args.mass, args.max_nodes, not args.no_distribution)
@@ -106,7 +106,7 @@ def _measure(args: argparse.Namespace, vsets: list) -> int:
 def _resume(args: argparse.Namespace) -> int:
     """`--resume RUN_ID`: the run's engine, model, variants and settings; only the missing prompts are measured."""
     from tokendice.api import get_engine
-    from tokendice.experiments.perturb_suite import load_perturb_run, perturb_record
+    from tokendice.experiments.perturb.suite import load_perturb_run, perturb_record
     from tokendice.store import Store
 
     _check_resume_flags(args)
@@ -120,8 +120,8 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _fill(args: argparse.Namespace, engine, vsets: list, report, store) -> None:
     """Measure what `report` lacks; on an interruption, say what is kept and the command that goes on."""
-    from tokendice.experiments.perturb import UNITS_PER_PROMPT
-    from tokendice.experiments.perturb_suite import fill_perturb_run, total_units
+    from tokendice.experiments.perturb.perturb import UNITS_PER_PROMPT
+    from tokendice.experiments.perturb.suite import fill_perturb_run, total_units
 
     try:
         with progress_bar(progress_enabled(args), total_units(vsets), UNITS_PER_PROMPT * len(report.prompts)) as progress:

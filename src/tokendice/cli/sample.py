@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from tokendice.cli.common import (
+from tokendice.cli._legacy import (
     add_model_args,
     add_sampling_args,
     add_store_args,
@@ -46,14 +46,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tokendice.api import get_engine
     from tokendice.cli.progress import progress_bar
-    from tokendice.experiments.sample import SampleSpec, fill_sample_run, load_sample_spec, start_sample_run
+    from tokendice.experiments.distribution.sample import SampleSpec, fill_sample_run, load_sample_spec, start_sample_run
 
     store = open_store(args)
     if args.resume:
         record = store.get_run(args.resume)
         spec = load_sample_spec(store, record.id)
         if record.engine == "openai":  # the server named in the manifest (or --base-url), never a stored key
-            from tokendice.experiments.blackbox_runs import resume_options
+            from tokendice.experiments.trace.blackbox import resume_options
 
             options = resume_options(record.manifest.get("engine") or {}, args.base_url, args.api_key_env)
         else:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     report, analyses = analyse_run(store, engine, run_id, spec, args)
     server = store.get_result(run_id, "server")
     if server is not None:
-        from tokendice.experiments.blackbox_runs import consistency_warning
+        from tokendice.experiments.trace.blackbox import consistency_warning
 
         warning = consistency_warning(server)
         report["server"] = server
@@ -98,26 +98,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_white_box_options(engine, args: argparse.Namespace) -> None:
-    from tokendice.experiments.blackbox_runs import require_white_box
+    from tokendice.engines.base import require_logits
 
     if args.exact:
-        require_white_box(engine, "--exact (an exact enumeration)")
+        require_logits(engine, "--exact (an exact enumeration)")
     if args.at_prefix is not None:
-        require_white_box(engine, "--at-prefix (predicted next-token probabilities)")
+        require_logits(engine, "--at-prefix (predicted next-token probabilities)")
 
 
 def analyse_run(store, engine, run_id: str, spec, args: argparse.Namespace) -> tuple[dict, list]:
     """The run's analysis as JSON-able data, and the SampleAnalysis objects behind it."""
     from tokendice.analysis import tarr_at_n
-    from tokendice.experiments.enumerate import enumerate_completions, next_token_distribution
-    from tokendice.experiments.prompting import encode_prompt
-    from tokendice.experiments.sample_analysis import analyze_samples, check_prefix
+    from tokendice.experiments.decoding.enumerate import enumerate_completions, next_token_distribution
+    from tokendice.experiments.decoding.prompting import encode_prompt
+    from tokendice.experiments.distribution.analysis import analyze_samples, check_prefix
 
     per_prompt, analyses, outputs = [], [], []
     for index, prompt in enumerate(spec.prompts):
         samples = store.samples(run_id, prompt_index=index)
         outputs.append([s.text for s in samples])
-        white_box = getattr(engine, "white_box", True)
+        white_box = engine.kind.white_box
         prompt_ids = encode_prompt(engine.tokenizer, prompt, spec.chat) if white_box else []
         exact = None
         if args.exact:
@@ -151,7 +151,7 @@ def analyse_run(store, engine, run_id: str, spec, args: argparse.Namespace) -> t
 
 def _print(report: dict, analyses: list, store, run_id: str, spec, args: argparse.Namespace) -> None:
     from tokendice.render.sample_terminal import analysis_renderable
-    from tokendice.render.trace_terminal import make_console
+    from tokendice.render.terminal import make_console
 
     console = make_console()
     for prompt, analysis in zip(spec.prompts, analyses):

@@ -10,9 +10,14 @@ be forked many times (one prefill serving 1,000 samples, a tree search).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 import torch
+
+from tokendice.errors import EngineError
+
+if TYPE_CHECKING:
+    from tokendice.engines.spec import EngineKind
 
 
 @runtime_checkable
@@ -48,8 +53,9 @@ class Engine(Protocol):
 
     name: str
     model_id: str
+    kind: EngineKind  # capabilities and options (engines/spec.py)
     tokenizer: Tokenizer
-    white_box: bool
+    context_length: int | None  # the most tokens a sequence may hold (None: no limit known)
 
     def prefill(self, prompts: Sequence[Sequence[int]]) -> EngineState:
         """Process prompts (of any lengths) and return a state positioned after each."""
@@ -72,12 +78,26 @@ class Engine(Protocol):
         ...
 
 
-@runtime_checkable
-class MergingEngine(Engine, Protocol):
-    """An engine that can also stack the rows of several states into one batch
-    (sequences of different lengths), so forks of different prefixes share a forward pass."""
+def require_logits(engine: Any, what: str) -> None:
+    """Raise EngineError, in one line, when `what` needs next-token logits the engine cannot give."""
+    if not engine.kind.white_box:
+        raise EngineError(
+            f"{what} needs next-token logits, and the {engine.name} engine (a server) only returns sampled "
+            "tokens with at most 20 logprobs each: use engine='hf' or engine='llamacpp'"
+        )
 
-    def merge(self, states: Sequence[EngineState]) -> EngineState: ...
+
+def left_pad(sequences: Sequence[Sequence[int]], pad: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token sequences of different lengths as one [batch, width] int64 matrix, left-padded with
+    `pad`, and the attention mask (1 on tokens, 0 on padding)."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for r, seq in enumerate(sequences):
+        if len(seq):
+            ids[r, width - len(seq) :] = torch.as_tensor(list(seq), dtype=torch.long)
+            mask[r, width - len(seq) :] = 1
+    return ids, mask
 
 
 def as_rows(rows: torch.Tensor | Sequence[int]) -> torch.Tensor:

@@ -10,10 +10,12 @@ own (DESIGN.md: llama-cpp-python's default repeat_penalty 1.1 under temperature 
 from __future__ import annotations
 
 import math
+import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
+from tokendice.errors import EngineError, ParameterError
 from tokendice.params import SamplingParams
 from tokendice.sampling.rng import stream_hash
 
@@ -99,7 +101,7 @@ class BlackBoxEngine(Protocol):
 
     name: str
     model_id: str
-    white_box: bool
+    kind: Any  # EngineKind, white_box False
 
     def generate(
         self, prompt: str, params: SamplingParams, seed: int | None, sample_id: int, top_logprobs: int = 5
@@ -251,3 +253,27 @@ def _sampling_contradiction(
                 f"token's, below min_p={params.min_p}"
             )
     return None
+
+
+def check_blackbox_request(engine: Any, rng_mode: str, chat: bool, method: str = "independent") -> None:
+    """What a server can run: per-sample seeds, independent samples, chat only through its chat endpoint."""
+    if rng_mode != "per-sample":
+        raise ParameterError("rng='torch' draws from torch's generator, which a server does not use: use rng='per-sample'", param="rng")
+    if method != "independent":
+        raise EngineError(
+            "the branching sampler splits samples by next-token distributions, which needs logits; "
+            f"the {engine.name} engine only returns samples: use method='independent'"
+        )
+    if chat != (getattr(engine, "endpoint", "completions") == "chat"):
+        raise ParameterError("on the openai engine chat=True means the server's chat endpoint (endpoint='chat'), and only it", param="chat")
+
+
+def text_token_id(text: str) -> int:
+    """A stand-in id for a token the server named only by its text: -1 - crc32(text),
+    negative so it never passes for a real id; the same text always gets the same id."""
+    return -1 - zlib.crc32(text.encode("utf-8"))
+
+
+def finish_reason(reported: str | None) -> str:
+    """tokendice's names: a server's "stop" (no stop strings are sent) is the end-of-sequence token."""
+    return {"stop": "eos", "length": "length", None: "unknown"}.get(reported, str(reported))

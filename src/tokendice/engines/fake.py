@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from tokendice.engines.base import EngineState, as_rows, as_token_matrix
+from tokendice.engines.spec import FAKE
 from tokendice.errors import ParameterError
 
 NextLogits = Callable[[tuple[int, ...], tuple[int, ...]], Sequence[float]]
@@ -59,7 +60,8 @@ class FakeEngine:
     """A white-box engine whose logits come from a Python function of the sequence."""
 
     name = "fake"
-    white_box = True
+    kind = FAKE
+    context_length: int | None = None
 
     def __init__(
         self,

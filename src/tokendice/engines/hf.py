@@ -4,6 +4,9 @@ Prompts of different lengths are left-padded; the attention mask and explicit
 position ids keep every row's logits those of the row alone (up to kernel
 batch-variance, which is what `tokendice audit` measures). States are never
 mutated: `select` builds a new cache from indexed tensors.
+
+The engine owns its thread count (engines/threads.py): it sets torch's before every
+forward pass, so two engines with different counts in one process each keep theirs.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ from typing import Any, Sequence
 
 import torch
 
-from tokendice.engines.base import EngineState, as_rows, as_token_matrix
+from tokendice.engines.base import EngineState, as_rows, as_token_matrix, left_pad
+from tokendice.engines.catalog import available_names, local_dir
 from tokendice.engines.embedded import DEFAULT_MODEL, ensure_converted, is_embedded
-from tokendice.engines.threads import CpuTimes, default_threads, idle_cores, threads_for
+from tokendice.engines.quiet import quiet_third_party
+from tokendice.engines.spec import DTYPES, HF
+from tokendice.engines.threads import default_threads
 from tokendice.errors import ModelNotFoundError, ParameterError
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-ATTENTION = ("sdpa", "eager")
+TORCH_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
 class HFTokenizer:
@@ -41,7 +46,7 @@ class HFTokenizer:
 
     def apply_chat_template(self, text: str) -> list[int]:
         if not getattr(self._tok, "chat_template", None):
-            raise ParameterError("--chat: this model's tokenizer has no chat template")
+            raise ParameterError("chat=True: this model's tokenizer has no chat template", param="chat")
         out = self._tok.apply_chat_template(
             [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True
         )
@@ -54,48 +59,38 @@ class HFEngine:
     """White-box engine over a transformers causal LM with a KV cache."""
 
     name = "hf"
-    white_box = True
+    kind = HF
 
     def __init__(
         self,
         model: str | None = None,
         dtype: str = "float32",
-        attn_implementation: str = "sdpa",
-        use_cache: bool = True,
-        trust_remote_code: bool = False,
         threads: int | None = None,
+        attention: str = "sdpa",
+        kv_cache: bool = True,
+        trust_remote_code: bool = False,
     ) -> None:
-        if dtype not in DTYPES:
-            raise ParameterError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        if attn_implementation not in ATTENTION:
-            raise ParameterError(f"attention must be one of {', '.join(ATTENTION)}, got {attn_implementation!r}")
-        if threads is not None and threads < 1:
-            raise ParameterError(f"threads must be >= 1, got {threads}")
-        default_threads()  # torch's own default, recorded before any engine changes it
-        if threads is not None:
-            torch.set_num_threads(threads)
-        loading = CpuTimes.now() if threads is None else None
+        for option, value in (("dtype", dtype), ("threads", threads), ("attention", attention), ("kv_cache", kv_cache)):
+            HF.option(option).check(value)
+        self.threads = threads or default_threads()
+        self.threads_given = threads is not None
         self.model_id = model or DEFAULT_MODEL
         self.dtype = dtype
-        self.attn_implementation = attn_implementation
-        self.use_cache = use_cache
+        self.attention = attention
+        self.kv_cache = kv_cache
         path = _resolve(model)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(
-                path,
-                dtype=DTYPES[dtype],
-                attn_implementation=attn_implementation,
-                trust_remote_code=trust_remote_code,
-            )
-            hf_tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            with quiet_third_party():
+                self.model = AutoModelForCausalLM.from_pretrained(
+                    path, dtype=TORCH_DTYPES[dtype], attn_implementation=attention,
+                    trust_remote_code=trust_remote_code, local_files_only=True,
+                )
+                hf_tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load model {self.model_id!r}: {_first_line(exc)}") from exc
         self.model.eval()
-        self.idle_cores_at_load = idle_cores(loading) if threads is None else None
-        if threads is None:  # the cores other processes left idle during the load (engines/threads.py)
-            torch.set_num_threads(threads_for(self.idle_cores_at_load))
         eos = self.model.generation_config.eos_token_id
         eos_ids = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
         if hf_tokenizer.eos_token_id is not None:
@@ -103,6 +98,7 @@ class HFEngine:
         self.tokenizer = HFTokenizer(hf_tokenizer, eos_ids)
         self.pad_id = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else self.tokenizer.eos_token_ids[0]
         self.vocab_size = int(self.model.config.vocab_size)
+        self.context_length: int | None = getattr(self.model.config, "max_position_embeddings", None)
         # transformers >= 5.2x calls the KV cache `cache`; earlier versions `past_key_values`.
         forward_params = inspect.signature(self.model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"
@@ -112,12 +108,7 @@ class HFEngine:
     def prefill(self, prompts: Sequence[Sequence[int]]) -> EngineState:
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ParameterError("every prompt needs at least one token")
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for r, p in enumerate(prompts):
-            ids[r, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
-            mask[r, width - len(p) :] = 1
+        ids, mask = left_pad(prompts, self.pad_id)
         lengths = mask.sum(dim=1)
         state = _HFPayload(cache=None, mask=torch.zeros((len(prompts), 0), dtype=torch.long), ids=ids[:, :0], logits=None)
         return self._forward(EngineState(len(prompts), lengths - lengths, state), ids, mask, lengths)
@@ -149,7 +140,7 @@ class HFEngine:
         pads = [width - s.payload.mask.shape[1] for s in states]
         pad_seq = lambda t, n: torch.nn.functional.pad(t, (0, 0, n, 0))  # noqa: E731  [b, heads, seq, dim]
         cache = None
-        if self.use_cache:
+        if self.kv_cache:
             cache = copy.copy(states[0].payload.cache)
             cache.layers = []
             for i, layer in enumerate(states[0].payload.cache.layers):
@@ -168,23 +159,26 @@ class HFEngine:
             "engine": self.name,
             "model": self.model_id,
             "dtype": self.dtype,
-            "attn_implementation": self.attn_implementation,
-            "kv_cache": self.use_cache,
-            "threads": torch.get_num_threads(),
-            "threads_chosen": "given" if self.idle_cores_at_load is None else f"{self.idle_cores_at_load:.2f} cores idle at load",
+            "attention": self.attention,
+            "kv_cache": self.kv_cache,
+            "threads": self.threads,
+            "threads_chosen": "given" if self.threads_given else "torch's default (the physical cores)",
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "vocab_size": self.vocab_size,
+            "context_length": self.context_length,
         }
 
     # -- internals ---------------------------------------------------------------------
 
     @torch.inference_mode()
     def _forward(self, state: EngineState, tokens: torch.Tensor, new_mask: torch.Tensor, lengths: torch.Tensor) -> EngineState:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         p = state.payload
         mask = torch.cat([p.mask, new_mask], dim=1)
         all_ids = torch.cat([p.ids, tokens], dim=1)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        if self.use_cache:
+        if self.kv_cache:
             cache = p.cache
             if cache is None:
                 from transformers import DynamicCache
@@ -222,8 +216,12 @@ class _HFPayload:
 
 
 def _resolve(model: str | None) -> str:
+    """A local directory to load: the embedded model (converted on first use), a directory, or a
+    hub id already in the local Hugging Face cache. Nothing is downloaded: an id that is not
+    cached fails at once, naming the models that are available."""
     if is_embedded(model):
-        return str(ensure_converted(model or DEFAULT_MODEL))
+        with quiet_third_party():
+            return str(ensure_converted(model or DEFAULT_MODEL))
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -231,10 +229,14 @@ def _resolve(model: str | None) -> str:
         return str(path)
     if model.startswith((".", "/", "~")) or os.sep in model and model.count("/") > 1:
         raise ModelNotFoundError(f"model path not found: {model}")
-    return model  # a hub id: transformers resolves it from the local HF cache (or the hub, if reachable)
+    if local_dir(model) is None:
+        raise ModelNotFoundError(
+            f"model {model!r} is neither a local directory nor in the Hugging Face cache, and tokendice downloads "
+            f"nothing; available here: {available_names()}"
+        )
+    return model
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-

@@ -35,6 +35,7 @@ import torch
 
 from tokendice.engines.base import EngineState, as_rows, as_token_matrix
 from tokendice.engines.embedded import DEFAULT_MODEL, gguf_path, is_embedded
+from tokendice.engines.spec import LLAMACPP
 from tokendice.errors import EngineError, EngineUnavailableError, ModelNotFoundError, ParameterError
 
 MEMO_SIZE = 256
@@ -92,7 +93,7 @@ class LlamaCppTokenizer:
     def apply_chat_template(self, text: str) -> list[int]:
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
-            raise ParameterError("--chat: this GGUF file has no chat template")
+            raise ParameterError("chat=True: this GGUF file has no chat template", param="chat")
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         vocab = self._llm
@@ -110,28 +111,26 @@ class LlamaCppEngine:
     """White-box engine over a GGUF model run by llama.cpp (see the module docstring for costs)."""
 
     name = "llamacpp"
-    white_box = True
+    kind = LLAMACPP
 
-    def __init__(self, model: str | None = None, n_threads: int | None = None, n_ctx: int = 2048, seed: int = 0) -> None:
-        if n_threads is not None and n_threads < 1:
-            raise ParameterError(f"n_threads must be >= 1, got {n_threads}")
-        if n_ctx < 16:
-            raise ParameterError(f"n_ctx must be >= 16, got {n_ctx}")
+    def __init__(self, model: str | None = None, threads: int | None = None, n_ctx: int = 2048) -> None:
+        LLAMACPP.option("threads").check(threads)
+        LLAMACPP.option("n_ctx").check(n_ctx)
         llama_cpp = _import_llama_cpp()
         self.model_id = model or DEFAULT_MODEL
         self.model_path = _resolve(model)
         self.n_ctx = n_ctx
-        self.seed = seed
+        self.context_length = n_ctx
         # llama-cpp-python's default for generation (half the CPUs: physical cores
         # on SMT machines), for prompt batches too, so every evaluation uses the same.
-        self.n_threads = n_threads or max((os.cpu_count() or 2) // 2, 1)
+        self.threads = threads or max((os.cpu_count() or 2) // 2, 1)
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(self.model_path),
                 n_ctx=n_ctx,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                seed=seed,
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                seed=0,
                 logits_all=False,
                 verbose=False,
             )
@@ -188,9 +187,8 @@ class LlamaCppEngine:
             "file_type": meta.get("general.file_type"),
             "llama_cpp_python": getattr(self._llama_cpp, "__version__", None),
             "n_ctx": self.n_ctx,
-            "threads": self.n_threads,
+            "threads": self.threads,
             "n_batch": int(self._llm.n_batch),
-            "seed": self.seed,
             "vocab_size": self.vocab_size,
             "evaluation": "row by row: prompt as one batch, then one token at a time; common prefixes reused",
         }

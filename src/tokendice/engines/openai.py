@@ -25,6 +25,7 @@ from tokendice.engines.blackbox import (
     completed_first,
     request_seed,
 )
+from tokendice.engines.spec import OPENAI
 from tokendice.errors import EngineUnavailableError, ParameterError, ServerError
 from tokendice.params import SamplingParams
 
@@ -39,18 +40,20 @@ class OpenAIEngine:
     """Completions from an OpenAI-compatible server, with reported logprobs.
 
     `base_url` is the API root (".../v1"; a bare "http://host:port" gets "/v1").
+    `model` None: the one model the server serves (asked at once; an error if it serves several).
     `server` names the software ("vllm", "llama-cpp-python", ...) when detection
     from /v1/models is not wanted; `sampler_extensions` sends top_k, min_p and the
     repetition penalties, which OpenAI itself rejects (default: off for "openai").
     """
 
     name = "openai"
-    white_box = False
+    kind = OPENAI
+    context_length: int | None = None  # the server checks its own
 
     def __init__(
         self,
-        base_url: str,
-        model: str,
+        model: str | None = None,
+        base_url: str = "",
         api_key_env: str = "OPENAI_API_KEY",
         endpoint: str = "completions",
         timeout: float = 60,
@@ -65,8 +68,8 @@ class OpenAIEngine:
             raise ParameterError(f"endpoint must be one of {', '.join(ENDPOINTS)}, got {endpoint!r}")
         if server is not None and server not in SERVERS:
             raise ParameterError(f"server must be one of {', '.join(SERVERS)}, got {server!r}")
-        if not model:
-            raise ParameterError("the openai engine needs --model (the name the server serves)")
+        if not base_url:
+            raise ParameterError("the openai engine needs base_url (e.g. http://127.0.0.1:8000/v1)", param="base_url")
         if not (timeout > 0 and max_retries >= 0 and concurrency >= 1):
             raise ParameterError("timeout must be > 0, max_retries >= 0 and concurrency >= 1")
         try:
@@ -75,7 +78,7 @@ class OpenAIEngine:
             raise EngineUnavailableError("the openai engine needs httpx: pip install 'tokendice[openai]'") from exc
         self._httpx = httpx
         self.base_url = _normalise_url(base_url)
-        self.model_id = model
+        self.model_id = model or ""
         self.api_key_env = api_key_env
         self.endpoint = endpoint
         self.timeout = float(timeout)
@@ -95,6 +98,8 @@ class OpenAIEngine:
         self._jitter = random.Random()
         self.backoff_base = 0.5
         self.backoff_cap = 30.0
+        if not model:
+            self.verify()  # picks the one model the server serves
 
     def __repr__(self) -> str:
         return f"OpenAIEngine(base_url={self.base_url!r}, model={self.model_id!r}, endpoint={self.endpoint!r})"
@@ -189,6 +194,11 @@ class OpenAIEngine:
             listing = self._request("GET", "/models", None, missing_ok=True) or {}
             entries = [e for e in listing.get("data") or [] if isinstance(e, dict)]
             ids = [str(e.get("id")) for e in entries]
+            if not self.model_id:
+                if len(ids) != 1:
+                    served = f"it serves {', '.join(ids)}" if ids else "it does not list its models (GET /models)"
+                    raise ParameterError(f"the openai engine needs model= (the name the server serves): {served}", param="model")
+                self.model_id = ids[0]
             if entries and self.model_id not in ids:
                 raise ServerError(
                     f"model {self.model_id!r} is not served by {self.base_url}; it serves: {', '.join(ids)}"

@@ -1,21 +1,22 @@
-"""How many torch threads an engine uses: unless told, the cores other processes leave idle.
+"""How many CPU threads an engine uses, and why that number is part of a run's settings.
 
-torch's threads meet at the end of every parallel operation, so when another
-process holds one of the cores, a forward pass runs at the pace of the thread
-that is not scheduled. Measured on the embedded model, 2 cores, decoding 256
-samples of the notebook's request: 13.4 s with 2 threads and 20.3 s with 1 on the
-idle machine, but 32.6 s with 2 and 19.6 s with 1 beside one busy-looping
-process (8 samples: 2.1 s either way idle, 7.7 s against 2.2 s beside it). So an
-engine counts the cores that stay idle while it loads its model, and uses that
-many threads, never more than torch's default.
+torch splits matrix products across its threads, and the split changes how sums
+are rounded: the same seed can give different samples with 1 and with 2 threads
+(measured on the embedded model: README, "What makes samples repeat"). So the
+thread count is a setting like the dtype: the default is fixed for a machine
+(torch's default, its physical cores, never the load of the moment), every run
+records it, and `resume` and `audit` reuse it.
+
+The default is also the fastest on an idle machine, and slow on a busy one: torch's
+threads meet at the end of every parallel operation, so when another process holds
+a core, a forward pass runs at the pace of the thread that is not scheduled
+(decoding 256 samples on 2 cores beside one busy process: 32.6 s with 2 threads,
+19.6 s with 1). `busy_note` says so, with what to do, when the machine is busy.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
-MIN_WINDOW_S = 0.25  # shorter than this, /proc/stat's 10 ms ticks say little
+import os
 
 _default = 0
 
@@ -30,50 +31,15 @@ def default_threads() -> int:
     return _default
 
 
-@dataclass(frozen=True)
-class CpuTimes:
-    """Busy and total CPU ticks of the whole machine, this process's CPU seconds, and when."""
-
-    busy: int
-    total: int
-    cores: int
-    own_s: float
-    at: float
-
-    @classmethod
-    def now(cls) -> CpuTimes | None:
-        """Read /proc/stat; None where there is none (not Linux)."""
-        try:
-            with open("/proc/stat") as f:
-                lines = f.read().splitlines()
-        except OSError:
-            return None
-        fields = lines[0].split() if lines else []
-        if not fields or fields[0] != "cpu":
-            return None
-        ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
-        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-        cores = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
-        return cls(sum(ticks) - idle, sum(ticks), max(cores, 1), time.process_time(), time.monotonic())
-
-
-def idle_cores(since: CpuTimes | None, now: CpuTimes | None = None) -> float | None:
-    """Cores that processes other than this one left idle from `since` to `now` (by default:
-    now, at least MIN_WINDOW_S after `since`); None where it cannot be measured."""
-    if since is None:
+def busy_note(threads: int) -> str | None:
+    """A note when other processes keep the cores busy enough to slow `threads` threads, else None."""
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except (AttributeError, OSError):
         return None
-    if now is None:
-        time.sleep(max(0.0, MIN_WINDOW_S - (time.monotonic() - since.at)))
-        now = CpuTimes.now()
-    if now is None or now.total <= since.total:
+    if threads <= 1 or load < cores - 0.5:
         return None
-    busy_cores = (now.busy - since.busy) / (now.total - since.total) * since.cores
-    own_cores = (now.own_s - since.own_s) / (now.at - since.at)
-    return since.cores - max(0.0, busy_cores - own_cores)
-
-
-def threads_for(idle: float | None) -> int:
-    """The idle cores, rounded, at least 1 and at most torch's default."""
-    if idle is None:
-        return default_threads()
-    return max(1, min(default_threads(), int(idle + 0.5)))
+    return (
+        f"this machine is busy (load {load:.1f} on {cores} cores): {threads} threads will be slow; "
+        "threads=1 is faster here, but samples made with another thread count can differ"
+    )

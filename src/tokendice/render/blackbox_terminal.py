@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from tokendice.render.terminal import renderer
 from tokendice.render.text import logprob, prob, prob_style, show_token
 
 
+@renderer("blackbox_trace")
 def blackbox_trace_renderable(trace: Any) -> Group:
     """A `BlackBoxTrace`: chosen tokens with reported logprobs and candidates, labelled."""
     server = trace.server or {}
@@ -55,7 +57,3 @@ def blackbox_trace_renderable(trace: Any) -> Group:
     if trace.warnings:
         parts.append(Text("the chosen tokens contradict the reported logprobs:\n" + "\n".join(f"  {w}" for w in trace.warnings), style="yellow"))
     return Group(*parts)
-
-
-def print_blackbox_trace(trace: Any, console: Console | None = None) -> None:
-    (console or Console()).print(blackbox_trace_renderable(trace))

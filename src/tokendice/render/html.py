@@ -8,10 +8,11 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
+from tokendice.render.notebook import view
 from tokendice.render.text import prob, show_token
 
 if TYPE_CHECKING:
-    from tokendice.experiments.trace import Trace
+    from tokendice.experiments.trace.trace import Trace
 
 
 def _color(p: float) -> str:
@@ -19,6 +20,7 @@ def _color(p: float) -> str:
     return f"hsl({int(120 * max(0.0, min(1.0, p)))}, 70%, 85%)"
 
 
+@view("trace")
 def trace_html(trace: Trace) -> str:
     spans = []
     for s in trace.steps:
@@ -40,7 +42,8 @@ def trace_html(trace: Trace) -> str:
     chain = escape(" → ".join(trace.stages) or "none")
     return (
         '<div class="tokendice-trace" style="font-family:monospace;line-height:1.8">'
-        f"<div><b>{escape(trace.model)}</b> ({escape(trace.engine)}) · seed {trace.seed} · chain: {chain}</div>"
+        f"<div><b>{escape(trace.model)}</b> ({escape(trace.engine)}) · seed {trace.seed} · chain: {chain}"
+        f"{' · run ' + escape(trace.run_id) if trace.run_id else ''}</div>"
         f'<div><span style="color:#666">{escape(trace.prompt)}</span>{"".join(spans)}</div>'
         f"<div style='color:#666;font-size:90%'>{len(trace.steps)} tokens · log p(model) "
         f"{trace.model_logprob:.3f} · log p(sampling) {trace.sampling_logprob:.3f} · "

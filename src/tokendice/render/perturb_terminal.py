@@ -12,9 +12,9 @@ from rich.text import Text
 from tokendice.render.text import prob, show_token
 
 if TYPE_CHECKING:
-    from tokendice.experiments.perturb import PromptReport, VariantResult
-    from tokendice.experiments.perturb_suite import PerturbReport
-    from tokendice.experiments.variants import VariantSet
+    from tokendice.experiments.perturb.perturb import PromptReport, VariantResult
+    from tokendice.experiments.perturb.suite import PerturbReport
+    from tokendice.experiments.perturb.variants import VariantSet
 
 NO_STAGES = "the model's own distribution (no stages)"
 HEAT_MAX = 24

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tokendice.experiments.trace import Candidate, Trace
+from tokendice.experiments.trace.trace import Candidate, Trace
+from tokendice.render.terminal import renderer
 from tokendice.render.text import logprob, prob, prob_style, show_token
 
 NOTABLE_MODEL_PROB = 0.05  # removals of tokens the model gave at least this much are called out
 
 
+@renderer("trace")
 def trace_renderable(trace: Trace) -> Group:
     header = Text.from_markup(
         f"[bold]tokendice trace[/] · {escape(trace.model)} ({trace.engine}) · seed {trace.seed} · rng {trace.rng}\n"
@@ -110,15 +112,3 @@ def short_prob(p: float) -> str:
     if p < 0.001:
         return "<.001"
     return f"{p:.3f}".lstrip("0")
-
-
-def print_trace(trace: Trace, console: Console | None = None) -> None:
-    (console or make_console()).print(trace_renderable(trace))
-
-
-def make_console() -> Console:
-    """A console that does not squeeze tables to 80 columns when output is piped."""
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
-    return console

@@ -4,6 +4,11 @@ Samples go in by batches, each batch (samples and their per-step rows) in one
 transaction, so a process killed mid-run loses at most the batch in flight and a
 resumed run can ask `sample_ids` which samples are still missing. Wherever a run
 id is taken, a unique prefix of at least 4 characters is accepted.
+
+A run records the process writing it (store/process.py): a 'running' run whose
+process is gone reads back as 'interrupted'. `recording(run_id)` is how a run is
+written: 'running' inside the block, then 'complete', or 'interrupted' if anything
+(Ctrl-C included) stopped it.
 """
 
 from __future__ import annotations
@@ -12,14 +17,15 @@ import math
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from tokendice.errors import StoreError
-from tokendice.store import jsonutil
+from tokendice.store import jsonutil, process
+from tokendice.store.manifest import build_manifest
 from tokendice.store.migrations import migrate
 from tokendice.store.records import RUN_STATUSES, RunRecord, SampleRecord
 from tokendice.store.sanitize import sanitize
@@ -27,7 +33,7 @@ from tokendice.store.sanitize import sanitize
 MIN_PREFIX = 4
 _RUN_COLUMNS = (
     "id, kind, created_at, status, prompt, engine, model, manifest, n_requested,"
-    " (SELECT COUNT(*) FROM samples s WHERE s.run_id = runs.id)"
+    " (SELECT COUNT(*) FROM samples s WHERE s.run_id = runs.id), host, pid, pid_started"
 )
 _SAMPLE_COLUMNS = "prompt_index, sample_id, tokens, text, model_logprob, sampling_logprob, finish_reason"
 _STEP_COLUMNS = "prompt_index, sample_id, step, token_id, token_text, model_logprob, sampling_logprob"
@@ -51,6 +57,8 @@ class Store:
 
             path = default_db_path()
         self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
+        if self.path != ":memory:":
+            _check_writable(Path(self.path))
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -80,13 +88,19 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # read-only file or folder, locked, disk full
+            raise StoreError(f"cannot write run store {self.path}: {exc}") from exc
         try:
             yield self._conn
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write run store {self.path}: {exc}") from exc
 
     # -- runs ---------------------------------------------------------------
 
@@ -106,6 +120,19 @@ class Store:
             raise StoreError(f"run id prefix {run_id!r} is ambiguous: it matches {shown}")
         return str(rows[0][0])
 
+    def start_run(
+        self,
+        kind: str,
+        prompt: str,
+        engine: Mapping[str, Any],
+        params: Mapping[str, Any],
+        extra: Mapping[str, Any] | None = None,
+        n_requested: int | None = None,
+    ) -> str:
+        """Create a run with its manifest (`build_manifest`); `engine` is the engine's `describe()`."""
+        manifest = build_manifest(kind, params, engine, extra)
+        return self.create_run(kind, manifest, prompt, str(engine.get("engine", "")), str(engine.get("model", "")), n_requested)
+
     def create_run(
         self,
         kind: str,
@@ -115,7 +142,7 @@ class Store:
         model: str,
         n_requested: int | None = None,
     ) -> str:
-        """Record a new 'running' run and return its id (12 hex characters).
+        """Record a new 'running' run, written by this process, and return its id (12 hex characters).
 
         Credential keys (api_key, Authorization, password, ...) are dropped from
         the manifest first; see tokendice.store.sanitize.
@@ -130,8 +157,8 @@ class Store:
                 with self._transaction() as conn:
                     conn.execute(
                         "INSERT INTO runs (id, kind, created_at, status, prompt, engine, model,"
-                        " manifest, n_requested) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                        (run_id, kind, created_at, prompt, engine, model, manifest_json, n_requested),
+                        " manifest, n_requested, host, pid, pid_started) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, kind, created_at, prompt, engine, model, manifest_json, n_requested, *process.writer()),
                     )
                 return run_id
             except sqlite3.IntegrityError:
@@ -145,6 +172,27 @@ class Store:
         full = self.resolve_run_id(run_id)
         with self._transaction() as conn:
             conn.execute("UPDATE runs SET status = ? WHERE id = ?", (status, full))
+
+    def claim(self, run_id: str) -> None:
+        """Mark a run 'running', written by this process (a resumed run is claimed again)."""
+        full = self.resolve_run_id(run_id)
+        with self._transaction() as conn:
+            conn.execute("UPDATE runs SET status = 'running', host = ?, pid = ?, pid_started = ? WHERE id = ?", (*process.writer(), full))
+
+    @contextmanager
+    def recording(self, run_id: str) -> Iterator[str]:
+        """Write run `run_id` inside the block: 'running' (by this process) meanwhile, 'complete'
+        after, 'interrupted' when anything, Ctrl-C included, stops the block (it can be resumed)."""
+        self.claim(run_id)
+        try:
+            yield run_id
+        except BaseException:
+            try:
+                self.set_status(run_id, "interrupted")
+            except StoreError:
+                pass  # the store itself failed: keep the original error
+            raise
+        self.set_status(run_id, "complete")
 
     def get_run(self, run_id: str) -> RunRecord:
         full = self.resolve_run_id(run_id)
@@ -168,17 +216,25 @@ class Store:
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (full,))
             conn.execute("DELETE FROM runs WHERE id = ?", (full,))
 
-    @staticmethod
-    def _run_record(row: Sequence[Any]) -> RunRecord:
+    def _run_record(self, row: Sequence[Any]) -> RunRecord:
+        status = row[3]
+        host, pid, started = row[10:13]
+        if status == "running" and pid is not None and host == process.this_host() and not process.alive(pid, started):
+            status = "interrupted"  # its process is gone (killed): say so, and store it
+            try:
+                self.set_status(row[0], status)
+            except (StoreError, sqlite3.Error):
+                pass  # a read-only store: show it, leave the file
         return RunRecord(
-            id=row[0], kind=row[1], created_at=row[2], status=row[3], prompt=row[4], engine=row[5],
+            id=row[0], kind=row[1], created_at=row[2], status=status, prompt=row[4], engine=row[5],
             model=row[6], manifest=jsonutil.loads(row[7]), n_requested=row[8], n_samples=row[9],
         )
 
     # -- samples ------------------------------------------------------------
 
-    def add_samples(self, run_id: str, samples: Sequence[SampleRecord]) -> None:
-        """Insert samples and their steps in one transaction: all of them or none.
+    def add_samples(self, run_id: str, samples: Sequence[SampleRecord], results: Mapping[str, Any] | None = None) -> None:
+        """Insert samples and their steps, and replace the `results` given, in one transaction: all
+        of them or none (so a tally kept beside the samples is never behind them).
 
         A (prompt_index, sample_id) already stored, or repeated in the batch,
         raises StoreError and leaves the store unchanged.
@@ -197,8 +253,10 @@ class Store:
                     zip(s.tokens, s.token_texts, s.model_logprobs, s.sampling_logprobs)
                 )
             )
+        result_rows = [(full, key, jsonutil.dumps(value, f"result {key!r}")) for key, value in (results or {}).items()]
         try:
             with self._transaction() as conn:
+                conn.executemany("INSERT OR REPLACE INTO results (run_id, key, value) VALUES (?, ?, ?)", result_rows)
                 conn.executemany(
                     "INSERT INTO samples (run_id, prompt_index, sample_id, tokens, text,"
                     " model_logprob, sampling_logprob, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -294,3 +352,16 @@ class Store:
         """The result keys stored for a run, sorted."""
         full = self.resolve_run_id(run_id)
         return [r[0] for r in self._conn.execute("SELECT key FROM results WHERE run_id = ? ORDER BY key", (full,))]
+
+
+def _check_writable(path: Path) -> None:
+    """A store is written as soon as it opens (migrations, WAL): say at once if it cannot be."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if path.is_dir():
+        raise StoreError(f"run store {path} is a directory, not a database file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(f"run store {path} is read-only: choose another file (db= / --db / $TOKENDICE_DB)")
+    if not os.access(folder, os.W_OK):
+        raise StoreError(f"run store {path} cannot be written: folder {folder} is read-only (db= / --db / $TOKENDICE_DB)")

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from tokendice.errors import StoreError
 from tokendice.store.db import Store
-from tokendice.store.jsonutil import finite_or_none
+from tokendice.jsonutil import finite_or_none
 
 FORMATS = ("jsonl", "csv", "parquet")
 SAMPLE_COLUMNS = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import PurePath
 from typing import Any
 
@@ -34,19 +33,3 @@ def dumps(value: Any, what: str = "value") -> str:
 
 def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
-
-
-def finite_or_none(x: float | None) -> float | None:
-    """A float for strict JSON: NaN and infinities become None (null)."""
-    return x if x is None or math.isfinite(x) else None
-
-
-def finite_json(value: Any) -> Any:
-    """A copy of nested dicts/lists where NaN and infinities (e.g. log 0) become None (null)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value

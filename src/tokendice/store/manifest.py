@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
-import tokendice
+from tokendice._version import __version__
 
 PACKAGES = (
     "tokendice", "torch", "transformers", "numpy", "scipy", "gguf", "accelerate", "safetensors",
@@ -70,7 +70,7 @@ def build_manifest(
     """
     manifest: dict[str, Any] = {
         "kind": kind,
-        "created_by": f"tokendice {tokendice.__version__}",
+        "created_by": f"tokendice {__version__}",
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "params": dict(params),
         "engine": dict(engine_description),

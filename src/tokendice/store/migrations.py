@@ -66,7 +66,15 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+def m002_run_process(conn: sqlite3.Connection) -> None:
+    """Which process writes a run (host, pid and its start time), so a run whose process
+    died can be told from one still running."""
+    conn.execute("ALTER TABLE runs ADD COLUMN host TEXT")
+    conn.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+    conn.execute("ALTER TABLE runs ADD COLUMN pid_started TEXT")
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_run_process]
 
 
 def applied(conn: sqlite3.Connection) -> set[str]:

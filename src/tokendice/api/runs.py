@@ -1,0 +1,101 @@
+"""Stored runs: list them, read one back as the result it was, resume one, export its samples."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from tokendice.errors import ParameterError, StoreError
+from tokendice.experiments.results import Result
+from tokendice.experiments.catalog.runs import RunInfo, RunList
+from tokendice.params import require_int
+from tokendice.store import Store
+from tokendice.store.records import RunRecord
+
+Loader = Callable[[Store, RunRecord], Result]
+_LOADERS: dict[str, Loader] = {}
+_RESUMERS: dict[str, Callable[..., Result]] = {}
+
+
+def loads(kind: str) -> Callable[[Loader], Loader]:
+    """Register how runs of `kind` are read back as results (each API module registers its kinds)."""
+
+    def register(fn: Loader) -> Loader:
+        _LOADERS[kind] = fn
+        return fn
+
+    return register
+
+
+def resumes(kind: str) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """Register how an interrupted run of `kind` is finished (`resume`)."""
+
+    def register(fn: Callable[..., Result]) -> Callable[..., Result]:
+        _RESUMERS[kind] = fn
+        return fn
+
+    return register
+
+
+def _registered() -> None:
+    """Import the API modules, which register their loaders and resumers."""
+    from tokendice.api import audit, compare, perturb, sample, trace  # noqa: F401
+
+
+def load_run(run_id: str, *, db: str | None = None) -> Result:
+    """A stored run as the result it was when it ran (the same class; `to_dict()` equal but for
+    timing fields). `run_id` may be a unique prefix of 4 characters or more."""
+    _registered()
+    with Store(db) as store:
+        record = store.get_run(run_id)
+        loader = _LOADERS.get(record.kind)
+        if loader is None:
+            raise StoreError(f"run {record.id} is of kind {record.kind!r}, which tokendice cannot read back")
+        return loader(store, record)
+
+
+def resume(run_id: str, *, db: str | None = None, progress: Any = None, **settings: Any) -> Result:
+    """Finish an interrupted run with the settings it was made with.
+
+    Every setting that decides results (engine, model, dtype, threads, the sampler, seed,
+    method, batch size, ...) comes from the run's manifest: giving one that differs is a
+    ParameterError naming the setting and both values. Settings that only decide
+    transport (timeout, max_retries, concurrency, base_url, api_key_env) may be given
+    anew and apply.
+    """
+    _registered()
+    with Store(db) as store:
+        record = store.get_run(run_id)
+    resumer = _RESUMERS.get(record.kind)
+    if resumer is None:
+        kinds = ", ".join(sorted(_RESUMERS))
+        raise ParameterError(f"run {record.id} is a {record.kind} run; runs that can be resumed: {kinds}", param="run_id")
+    return resumer(record.id, db=db, progress=progress, **settings)
+
+
+def runs(*, limit: int | None = 20, kind: str | None = None, db: str | None = None) -> RunList:
+    """The latest runs of the store, newest first (`limit=None`: all of them)."""
+    if limit is not None:
+        require_int("limit", limit, 1)
+    with Store(db) as store:
+        return RunList(store.path, [RunInfo.of(r) for r in store.list_runs(limit=limit, kind=kind)])
+
+
+def show_run(run_id: str, *, db: str | None = None) -> RunInfo:
+    """One run: its manifest, status, and every result it stored."""
+    with Store(db) as store:
+        record = store.get_run(run_id)
+        return RunInfo.of(record, {key: store.get_result(record.id, key) for key in store.result_keys(record.id)})
+
+
+def export_run(run_id: str, format: str = "jsonl", *, steps: bool = False, output: str | None = None, db: str | None = None) -> int:
+    """Write a run's samples (or, with `steps`, one row per generated token) as jsonl, csv or
+    parquet to `output` (None: standard output; parquet needs a file). Returns the rows written."""
+    from tokendice.store import export_run as export_samples
+    from tokendice.store import export_steps
+
+    if output is not None:
+        from tokendice.inputs import check_output_path
+
+        check_output_path(output, "output")
+    with Store(db) as store:
+        return (export_steps if steps else export_samples)(store, run_id, format, output)

@@ -1,0 +1,1 @@
+"""What is here to work with: the stored runs, and the models that can run without a download."""

@@ -1,0 +1,1 @@
+"""The decoding core: the decode loop, the branching sampler, exact enumeration, teacher forcing, prompt encoding."""

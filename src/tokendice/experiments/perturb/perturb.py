@@ -1,0 +1,330 @@
+"""Prompt sensitivity of one prompt: how far each variant moves the output.
+
+For every variant against the original prompt:
+
+- the first step: JS divergence between the next-token distributions (model and
+  sampling), whether the model's top-1 token changed, and the probability the
+  variant gives the original's top-1 token;
+- the greedy output: the same or not, and the first step where it differs;
+- the completion distribution: total variation distance (see `perturb_tv`);
+- POSIX (Chatterjee et al. 2024) over the whole set, from the model
+  log-likelihood of each prompt's greedy response under every other prompt.
+
+All prompts are prefilled once, in one batch; greedy decoding runs them
+together; every teacher-forced score comes from one pass over a prefix trie.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from tokendice.analysis import first_divergence, js_divergence, posix_index
+from tokendice.engines.base import Engine
+from tokendice.errors import ParameterError
+from tokendice.experiments.decoding.branching import branch_sample
+from tokendice.experiments.decoding.decode import decode_batch
+from tokendice.experiments.decoding.enumerate import enumerate_completions
+from tokendice.experiments.perturb.score import PromptBatch, score_completions
+from tokendice.experiments.perturb.tv import TVEstimate, tv_exact, tv_samples
+from tokendice.experiments.decoding.prompting import encode_prompt
+from tokendice.experiments.perturb.variants import Variant, VariantSet
+from tokendice.params import RandomSpec, SamplingParams
+from tokendice.sampling.chain import SamplerChain
+
+Progress = Callable[[int, str], None]
+"""Called with work units just finished (UNITS_PER_PROMPT per prompt) and a label of what runs next."""
+
+UNITS_PER_PROMPT = 100
+ENUMERATE_IF_UNSEEN = 0.5
+"""Enumerate the original only when at most this share of its samples are singletons."""
+
+
+@dataclass(frozen=True)
+class PerturbSettings:
+    """How much work each measurement may take. `params` is the sampler chain measured."""
+
+    params: SamplingParams = field(default_factory=lambda: SamplingParams(max_new_tokens=8))
+    seed: int = 0
+    samples: int = 200
+    mass: float = 0.95
+    max_nodes: int = 300
+    distribution: bool = True
+    max_rows: int = 256
+
+    def __post_init__(self) -> None:
+        if self.samples < 2:
+            raise ParameterError(f"samples must be >= 2, got {self.samples}")
+        if not 0 < self.mass <= 1:
+            raise ParameterError(f"mass must be in (0, 1], got {self.mass}")
+        if self.max_nodes < 1:
+            raise ParameterError(f"max_nodes must be >= 1, got {self.max_nodes}")
+        if self.max_rows < 1:
+            raise ParameterError(f"max_rows must be >= 1, got {self.max_rows}")
+        RandomSpec(self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["params"] = self.params.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PerturbSettings:
+        """The inverse of `to_dict`, validated again: a resumed suite measures with the stored settings."""
+        return cls(**{**data, "params": SamplingParams.from_dict(data["params"])})
+
+
+@dataclass
+class VariantResult:
+    """One variant measured against the original."""
+
+    variant: Variant
+    prompt_tokens: int
+    top1: dict[str, Any]  # the variant's own top-1 token under the model: id, text, prob
+    js_model: float  # nats, first step, model distributions
+    js_sampling: float  # nats, first step, sampling distributions
+    top1_changed: bool
+    orig_top1_model_prob: float  # probability the variant gives the original's top-1 token
+    orig_top1_sampling_prob: float
+    greedy_tokens: list[int]
+    greedy_text: str
+    greedy_same: bool
+    greedy_divergence: int | None  # first step where the greedy outputs differ
+    orig_response_delta: float  # per-token change of log p(original's greedy response) under this prompt
+    tv: TVEstimate | None = None
+    rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["variant"] = self.variant.to_dict()
+        data["tv"] = self.tv.to_dict() if self.tv else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VariantResult:
+        """The inverse of `to_dict`; nested dicts and lists are copied, as `asdict` copies them."""
+        fields = copy.deepcopy(data)
+        fields["variant"] = Variant.from_dict(fields["variant"])
+        fields["tv"] = None if fields["tv"] is None else TVEstimate.from_dict(fields["tv"])
+        return cls(**fields)
+
+
+@dataclass
+class PromptReport:
+    """Every variant of one prompt, ranked most disruptive first, with the POSIX matrix."""
+
+    prompt: str
+    chat: bool
+    original: dict[str, Any]  # top1, greedy text and tokens, prompt tokens
+    variants: list[VariantResult]
+    skipped: list[dict[str, str]]
+    posix: dict[str, Any]  # psi, names, loglik matrix [prompt][response], response lengths
+    distribution: dict[str, Any]  # how TV was measured: method, enumeration mass, samples
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["variants"] = [v.to_dict() for v in self.variants]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromptReport:
+        """The inverse of `to_dict`: a resumed suite reads back the prompts it already finished,
+        so the summary can be recomputed over every prompt."""
+        fields = copy.deepcopy({k: v for k, v in data.items() if k != "variants"})
+        return cls(**fields, variants=[VariantResult.from_dict(v) for v in data["variants"]])
+
+
+def analyse_prompt(
+    engine: Engine, vset: VariantSet, settings: PerturbSettings, progress: Progress | None = None
+) -> PromptReport:
+    """Measure every variant of `vset` against its original on `engine`."""
+    meter = _Meter(progress, settings.distribution)
+    variants, skipped, ids = _encode(engine, vset)
+    if not variants:
+        raise ParameterError(f"no variant of {vset.original.prompt!r} is left to measure (all were skipped)")
+    everyone = [vset.original] + variants
+    params = settings.params
+    meter.stage("first", "first step and greedy outputs")
+    batch = PromptBatch.prefill(engine, ids)
+    raw = engine.logits(batch.state)
+    model_p = torch.softmax(raw.double(), dim=-1)
+    sampling_p = torch.softmax(SamplerChain.from_params(params).distribution(raw, batch.history).double(), dim=-1)
+    greedy = decode_batch(engine, batch.state, batch.history, np.arange(len(ids)), params.with_(do_sample=False), RandomSpec(settings.seed))
+    meter.stage("posix", "greedy responses under every prompt (POSIX)")
+    responses = [tuple(c.tokens) for c in greedy]
+    distinct = list(dict.fromkeys(responses))
+    scores = score_completions(engine, batch, distinct, params, settings.max_rows, meter.pairs(len(ids) * len(distinct)))
+    column = [distinct.index(r) for r in responses]
+    loglik = scores.model[:, column]  # [prompt i, response j] = log P(y_j | x_i)
+    lengths = [max(1, len(r)) for r in responses]
+    if settings.distribution:
+        tvs, dist_info = _distributions(engine, batch, settings, meter)
+    else:
+        tvs, dist_info = [None] * len(variants), {"method": "skipped"}
+    meter.finish()
+    top1 = model_p.argmax(dim=-1)
+    o = int(top1[0])
+    decode = engine.tokenizer.decode
+    results = []
+    for i, v in enumerate(variants, 1):
+        results.append(
+            VariantResult(
+                variant=v,
+                prompt_tokens=len(ids[i]),
+                top1={"id": int(top1[i]), "text": decode([int(top1[i])]), "model_prob": float(model_p[i, top1[i]])},
+                js_model=float(js_divergence(model_p[0].numpy(), model_p[i].numpy())),
+                js_sampling=float(js_divergence(sampling_p[0].numpy(), sampling_p[i].numpy())),
+                top1_changed=int(top1[i]) != o,
+                orig_top1_model_prob=float(model_p[i, o]),
+                orig_top1_sampling_prob=float(sampling_p[i, o]),
+                greedy_tokens=list(responses[i]),
+                greedy_text=decode(list(responses[i])),
+                greedy_same=responses[i] == responses[0],
+                greedy_divergence=first_divergence(responses[0], responses[i]),
+                orig_response_delta=float((loglik[i, 0] - loglik[0, 0]) / lengths[0]),
+                tv=tvs[i - 1],
+            )
+        )
+    _rank(results)
+    names = [v.name for v in everyone]
+    posix = {
+        "psi": posix_index(loglik, lengths),
+        "names": names,
+        "loglik": loglik.tolist(),
+        "response_lengths": lengths,
+        "responses": [decode(list(r)) for r in responses],
+        "note": "loglik[i][j] = log P(greedy response of j | prompt i), model distribution, natural log",
+    }
+    original = {
+        "prompt_tokens": len(ids[0]),
+        "top1": {"id": o, "text": decode([o]), "model_prob": float(model_p[0, o]), "sampling_prob": float(sampling_p[0, o])},
+        "greedy_tokens": list(responses[0]),
+        "greedy_text": decode(list(responses[0])),
+    }
+    return PromptReport(vset.original.prompt, vset.original.chat, original, results, vset.skipped + skipped, posix, dist_info, meter.seconds)
+
+
+def _encode(engine: Engine, vset: VariantSet) -> tuple[list[Variant], list[dict[str, str]], list[list[int]]]:
+    """Token ids of the original and of each variant; a variant that cannot be encoded, or
+    encodes to the same tokens as an earlier prompt, is skipped with a note."""
+    ids = [encode_prompt(engine.tokenizer, vset.original.prompt, vset.original.chat)]
+    seen = {tuple(ids[0]): "the original"}
+    kept, skipped = [], []
+    for v in vset.variants:
+        try:
+            encoded = encode_prompt(engine.tokenizer, v.prompt, v.chat)
+        except ParameterError as exc:
+            skipped.append({"name": v.name, "prompt": v.prompt, "note": f"cannot encode: {exc}"})
+            continue
+        if tuple(encoded) in seen:
+            skipped.append({"name": v.name, "prompt": v.prompt, "note": f"same tokens as {seen[tuple(encoded)]}"})
+            continue
+        seen[tuple(encoded)] = v.name
+        kept.append(v)
+        ids.append(encoded)
+    return kept, skipped, ids
+
+
+def _distributions(
+    engine: Engine, batch: PromptBatch, settings: PerturbSettings, meter: _Meter
+) -> tuple[list[TVEstimate], dict[str, Any]]:
+    """TV of each variant's completion distribution to the original's.
+
+    The original is sampled first (branching sampler). When the samples say its
+    distribution is concentrated (Good-Turing estimate of the mass outside the
+    sampled completions, singletons / N, at most ENUMERATE_IF_UNSEEN), it is also
+    enumerated; if the enumeration reaches the target mass, TV is exact (hard
+    bounds), else it comes from the samples. Diffuse distributions skip the
+    enumeration, which could not reach the mass within its budget anyway.
+    """
+    params = settings.params
+    meter.stage("sample", f"sampling {settings.samples} completions of the original")
+    tally: dict[tuple[int, ...], int] = {}
+    for c in branch_sample(engine, batch.ids[0], params, settings.samples, settings.seed):
+        tally[tuple(c.tokens)] = tally.get(tuple(c.tokens), 0) + 1
+    unseen = sum(1 for n in tally.values() if n == 1) / settings.samples
+    info: dict[str, Any] = {"samples": settings.samples, "distinct": len(tally), "seed": settings.seed,
+                            "good_turing_unseen": unseen, "target_mass": settings.mass, "enumeration": None}
+    completions: list[tuple[int, ...]] = list(tally)
+    counts: np.ndarray | None = np.asarray(list(tally.values()), dtype=np.float64)
+    meter.stage("enumerate", "enumerating the original's completions")
+    if unseen <= ENUMERATE_IF_UNSEEN:
+        enumeration = enumerate_completions(engine, batch.ids[0], params, mass=settings.mass, max_nodes=settings.max_nodes)
+        info["enumeration"] = {"found_mass": enumeration.found_mass, "expanded": enumeration.expanded,
+                               "stopped_because": enumeration.stopped_because}
+        if enumeration.found_mass >= settings.mass:
+            completions, counts = [c.tokens for c in enumeration.completions], None
+    info["method"] = "exact" if counts is None else "samples"
+    info["completions"] = len(completions)
+    meter.stage("score", "the original's completions under every variant")
+    scores = score_completions(engine, batch, completions, params, settings.max_rows, meter.pairs(len(batch.ids) * len(completions)))
+    p, q = scores.sampling[0], scores.sampling[1:]
+    if counts is None:
+        info["scored_mass"] = float(np.exp(p).sum())
+        return tv_exact(p, q), info
+    return tv_samples(p, q, counts), info
+
+
+def _rank(results: list[VariantResult]) -> None:
+    """Most disruptive first: by TV (when measured), then by the first-step JS divergence of the model."""
+    results.sort(key=lambda r: (-(r.tv.value if r.tv else 0.0), -r.js_model, r.variant.name))
+    for i, r in enumerate(results, 1):
+        r.rank = i
+
+
+class _Meter:
+    """Turns stages and scored pairs into progress units, UNITS_PER_PROMPT per prompt in all."""
+
+    def __init__(self, progress: Progress | None, distribution: bool) -> None:
+        self.progress = progress
+        if distribution:
+            self.weights = {"first": 5, "posix": 10, "sample": 20, "enumerate": 10, "score": 55}
+        else:
+            self.weights = {"first": 30, "posix": 70}
+        self.done = 0
+        self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
+        self.current: str | None = None
+        self.credited = 0
+        self.label = ""
+
+    def stage(self, key: str, label: str) -> None:
+        self._close()
+        self.current, self.credited, self.label = key, 0, label
+        self._emit(0)
+
+    def pairs(self, total: int) -> Callable[[int], None]:
+        """A callback for `score_completions`: spreads the current stage's weight over `total` pairs."""
+        finished = [0]
+
+        def advance(k: int) -> None:
+            finished[0] += k
+            target = self.weights[self.current or "score"] * finished[0] // max(1, total)
+            self._emit(target - self.credited)
+            self.credited = max(self.credited, target)
+
+        return advance
+
+    def finish(self) -> None:
+        self._close()
+        self._emit(UNITS_PER_PROMPT - self.done)
+
+    def _close(self) -> None:
+        if self.current is not None:
+            now = time.perf_counter()
+            self.seconds[self.current] = round(now - self.started, 3)
+            self.started = now
+            self._emit(self.weights[self.current] - self.credited)
+            self.current = None
+
+    def _emit(self, units: int) -> None:
+        units = max(0, min(units, UNITS_PER_PROMPT - self.done))
+        self.done += units
+        if self.progress is not None:
+            self.progress(units, self.label)

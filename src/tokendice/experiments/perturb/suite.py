@@ -1,0 +1,248 @@
+"""Prompt sensitivity over a prompt suite: every prompt's variants measured, then summarised
+per variant kind (which kind of tweak moves this model most), and stored as a run."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from tokendice.analysis import posix_dataset
+from tokendice.engines.base import Engine
+from tokendice.errors import EngineError, ParameterError, StoreError
+from tokendice.experiments.perturb.perturb import UNITS_PER_PROMPT, PerturbSettings, Progress, PromptReport, VariantResult, analyse_prompt
+from tokendice.experiments.perturb.variants import VariantSet
+
+if TYPE_CHECKING:
+    from tokendice.store.db import Store
+    from tokendice.store.records import RunRecord
+
+
+@dataclass
+class PerturbReport:
+    """The result of `tokendice perturb`: one PromptReport per prompt and a summary over them."""
+
+    engine: str
+    model: str
+    settings: PerturbSettings
+    prompts: list[PromptReport]
+    summary: dict[str, Any]
+    engine_description: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "engine": self.engine,
+            "model": self.model,
+            "params": self.settings.params.to_dict(),
+            "settings": {k: v for k, v in self.settings.to_dict().items() if k != "params"},
+            "seconds": self.seconds,
+            "summary": self.summary,
+            "prompts": [p.to_dict() for p in self.prompts],
+        }
+
+
+def run_perturb(
+    engine: Engine,
+    vsets: Sequence[VariantSet],
+    settings: PerturbSettings,
+    progress: Progress | None = None,
+    store: Store | None = None,
+    chat: bool = False,
+) -> PerturbReport:
+    """Measure every prompt's variants and summarise them.
+
+    With a `store`, the run (kind 'perturb') is created first and the report so
+    far is saved under 'report' after every prompt, so an interrupted suite keeps
+    the prompts it finished (its status says 'interrupted') and `resume_perturb`
+    can measure the rest.
+    """
+    report = start_perturb_run(engine, vsets, settings, store, chat)
+    return fill_perturb_run(engine, vsets, report, progress, store)
+
+
+def start_perturb_run(
+    engine: Engine,
+    vsets: Sequence[VariantSet],
+    settings: PerturbSettings,
+    store: Store | None = None,
+    chat: bool = False,
+) -> PerturbReport:
+    """An empty report; with a `store`, its run is created first, so that a caller knows the run id
+    (to say how to resume) before any prompt is measured."""
+    _require_logits(engine)
+    report = PerturbReport(engine.name, engine.model_id, settings, [], summarize([]), dict(engine.describe()))
+    if store is not None:
+        report.run_id = _start_run(store, report, vsets, chat)
+    return report
+
+
+def fill_perturb_run(
+    engine: Engine,
+    vsets: Sequence[VariantSet],
+    report: PerturbReport,
+    progress: Progress | None = None,
+    store: Store | None = None,
+) -> PerturbReport:
+    """Measure the prompts of `vsets` that `report` does not hold yet, saving it after each one.
+
+    Each prompt is measured on its own, with the same seed and nothing carried over from
+    the prompts before it, so a suite filled in several sessions stores the same report as
+    one filled at once (only the wall times differ; `seconds` adds up the sessions).
+    `progress` gets the units of the prompts measured now, none for those already held,
+    so that a progress bar can start where the earlier session stopped.
+    """
+    done = len(report.prompts)
+    base, start = report.seconds, time.perf_counter()
+    try:
+        if store is not None:
+            store.set_status(report.run_id, "running")
+        for index in range(done, len(vsets)):
+            prefix = f"prompt {index + 1}/{len(vsets)} · " if len(vsets) > 1 else ""
+            step = None if progress is None else (lambda k, label, p=prefix: progress(k, p + label))
+            report.prompts.append(analyse_prompt(engine, vsets[index], report.settings, step))
+            report.summary = summarize(report.prompts)
+            report.seconds = base + time.perf_counter() - start
+            if store is not None:
+                store.save_result(report.run_id, "report", report.to_dict())
+    except BaseException:
+        if store is not None:
+            store.set_status(report.run_id, "interrupted")
+        raise
+    if store is not None:
+        store.set_status(report.run_id, "complete")
+    return report
+
+
+def resume_perturb(engine: Engine, store: Store, run_id: str, progress: Progress | None = None) -> PerturbReport:
+    """Finish an interrupted perturb run: measure the prompts its stored report lacks, into the same run."""
+    report, vsets = load_perturb_run(store, run_id, engine)
+    return fill_perturb_run(engine, vsets, report, progress, store)
+
+
+def perturb_record(store: Store, run_id: str) -> RunRecord:
+    """The run `run_id` names, if it can be resumed: it exists, is a perturb run and is not complete.
+
+    Unknown ids are a ParameterError here, not a StoreError: the id is what the user typed.
+    """
+    try:
+        record = store.get_run(run_id)
+    except StoreError as exc:
+        raise ParameterError(f"cannot resume: {exc}") from exc
+    if record.kind != "perturb" or "perturb" not in record.manifest:
+        raise ParameterError(f"run {record.id} is a {record.kind} run, not a perturb run")
+    if record.status == "complete":
+        raise ParameterError(f"run {record.id} is already complete: nothing to resume (tokendice runs show {record.id})")
+    return record
+
+
+def load_perturb_run(store: Store, run_id: str, engine: Engine) -> tuple[PerturbReport, list[VariantSet]]:
+    """The stored report so far and every prompt's variant set, read back from the run.
+
+    Settings, sampler parameters, chat flag and variants all come from the manifest,
+    never from the caller or from today's variant generators, so the prompts still to
+    measure are measured exactly as the finished ones were.
+    """
+    record = perturb_record(store, run_id)
+    _require_logits(engine)
+    if (record.engine, record.model) != (engine.name, engine.model_id):
+        raise ParameterError(f"run {record.id} was made with {record.engine}/{record.model}, not {engine.name}/{engine.model_id}")
+    try:
+        settings = _manifest_settings(record.manifest)
+        vsets = [VariantSet.from_dict(v) for v in record.manifest["perturb"]["variants"]]
+        saved = store.get_result(record.id, "report") or {"prompts": [], "seconds": 0.0}  # none before the first prompt
+        finished = [PromptReport.from_dict(p) for p in saved["prompts"]]
+    except (KeyError, TypeError) as exc:
+        raise StoreError(f"run {record.id} cannot be resumed: its manifest or report is incomplete ({exc!r})") from exc
+    if len(finished) > len(vsets) or [p.prompt for p in finished] != [v.original.prompt for v in vsets[: len(finished)]]:
+        raise StoreError(f"run {record.id} cannot be resumed: its report does not follow the prompts of its manifest")
+    description = dict(record.manifest.get("engine") or engine.describe())
+    report = PerturbReport(record.engine, record.model, settings, finished, summarize(finished), description, saved["seconds"], record.id)
+    return report, vsets
+
+
+def _require_logits(engine: Engine) -> None:
+    """Refuse a sampling-only engine before a run is created or resumed, not after its first prompt."""
+    if not engine.kind.white_box:
+        raise EngineError(f"perturb needs next-token logits; the {engine.name} engine only returns samples (use --engine hf or llamacpp)")
+
+
+def total_units(vsets: Sequence[VariantSet]) -> int:
+    return UNITS_PER_PROMPT * len(vsets)
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(values)) if values else None
+
+
+def _group(results: list[VariantResult]) -> dict[str, Any]:
+    tvs = [r.tv.value for r in results if r.tv is not None]
+    return {
+        "n": len(results),
+        "mean_tv": _mean(tvs),
+        "mean_js_model": _mean([r.js_model for r in results]),
+        "mean_js_sampling": _mean([r.js_sampling for r in results]),
+        "top1_change_rate": _mean([float(r.top1_changed) for r in results]),
+        "greedy_change_rate": _mean([float(not r.greedy_same) for r in results]),
+        "mean_orig_top1_model_prob": _mean([r.orig_top1_model_prob for r in results]),
+        "mean_orig_response_delta": _mean([r.orig_response_delta for r in results]),
+    }
+
+
+def _ranked(groups: dict[str, list[VariantResult]], key: str) -> list[dict[str, Any]]:
+    rows = [{key: name, **_group(results)} for name, results in groups.items()]
+    rows.sort(key=lambda row: (-(row["mean_tv"] or 0.0), -(row["mean_js_model"] or 0.0), row[key]))
+    return rows
+
+
+def summarize(reports: Sequence[PromptReport]) -> dict[str, Any]:
+    """Per variant kind and per variant, over every prompt: mean TV and JS, change rates; mean POSIX."""
+    if not reports:
+        return {"prompts": 0}
+    by_kind: dict[str, list[VariantResult]] = {}
+    by_variant: dict[str, list[VariantResult]] = {}
+    for report in reports:
+        for r in report.variants:
+            by_kind.setdefault(r.variant.kind, []).append(r)
+            by_variant.setdefault(r.variant.name, []).append(r)
+    kinds = _ranked(by_kind, "kind")
+    posix = posix_dataset([(np.asarray(p.posix["loglik"]), p.posix["response_lengths"]) for p in reports])
+    return {
+        "prompts": len(reports),
+        "posix": posix,
+        "posix_per_prompt": [p.posix["psi"] for p in reports],
+        "most_disruptive_kind": kinds[0]["kind"] if kinds else None,
+        "by_kind": kinds,
+        "by_variant": _ranked(by_variant, "variant"),
+        "note": "ranked by mean TV (completion distribution), then mean first-step JS divergence (model)",
+    }
+
+
+def _start_run(store: Store, report: PerturbReport, vsets: Sequence[VariantSet], chat: bool) -> str:
+    """Create the run of kind 'perturb' with its manifest: settings, prompts and every variant."""
+    from tokendice.store import build_manifest
+
+    prompts = [v.original.prompt for v in vsets]
+    extra = {
+        "perturb": {
+            **{k: v for k, v in report.settings.to_dict().items() if k != "params"},
+            "prompts": prompts,
+            "chat": chat,
+            "variants": [v.to_dict() for v in vsets],
+        }
+    }
+    manifest = build_manifest("perturb", report.settings.params.to_dict(), report.engine_description, extra)
+    label = prompts[0] if len(prompts) == 1 else f"({len(prompts)} prompts) {prompts[0]}"
+    return store.create_run("perturb", manifest, label, report.engine, report.model)
+
+
+def _manifest_settings(manifest: dict[str, Any]) -> PerturbSettings:
+    """The settings `_start_run` wrote: manifest["perturb"] less prompts, chat and variants, with the params."""
+    stored = {k: v for k, v in manifest["perturb"].items() if k not in ("prompts", "chat", "variants")}
+    return PerturbSettings.from_dict({**stored, "params": manifest["params"]})
