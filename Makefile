@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 PROMPT ?= The capital of France is
 
-.PHONY: setup setup-test demo test bench clean
+.PHONY: setup setup-test browser demo test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,16 @@ setup: $(BIN)/python
 
 setup-test: setup
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -e '.[test,server]'
+	@command -v chromium-headless-shell >/dev/null || $(MAKE) -s browser
+
+# The browser tests drive Debian's chromium-headless-shell with Playwright (never `playwright install`:
+# its browser download fails on machines without internet).
+browser:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium-headless-shell >/dev/null; \
+	else \
+		echo "the browser tests need chromium-headless-shell: sudo apt-get install chromium-headless-shell (Debian/Ubuntu)"; exit 1; \
+	fi
 
 demo: setup
 	$(BIN)/tokendice trace "$(PROMPT)" --temperature 0.7 --top-p 0.9 --top-k 50 \

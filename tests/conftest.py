@@ -31,3 +31,17 @@ def hf_engine():
     from tokendice.engines.hf import HFEngine
 
     return HFEngine()
+
+
+@pytest.fixture
+def serve_engine(monkeypatch):
+    """`serve_engine(engine)`: every EngineSpec loads `engine` (a FakeEngine, say), so the CLI,
+    which names engines by spec, runs on it."""
+    import tokendice.api._common as common
+
+    def install(engine):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(common, "_LOADED", {})
+        monkeypatch.setattr("tokendice.engines.spec.EngineSpec.load", lambda self: engine)
+        return engine
+
+    return install

@@ -26,11 +26,11 @@ from tokendice.errors import (
     StoreError,
     TokendiceError,
 )
-from tokendice.experiments.results import Result, set_html_view
+from tokendice.experiments.results import Result, set_views
 from tokendice.params import NOTEBOOK_PARAMS, RandomSpec, SamplingParams
-from tokendice.render.notebook import result_html
+from tokendice.render.notebook import result_html, write_report
 
-set_html_view(result_html)  # results draw themselves in notebooks with tokendice.render's views
+set_views(result_html, write_report)  # results draw themselves (notebook, save_html) with tokendice.render's views
 
 _LAZY = {
     # the API
@@ -41,6 +41,7 @@ _LAZY = {
     "agreement": "tokendice.api",
     "compare": "tokendice.api",
     "perturb": "tokendice.api",
+    "variants": "tokendice.api",
     "diff": "tokendice.api",
     "load_run": "tokendice.api",
     "resume": "tokendice.api",
@@ -58,6 +59,7 @@ _LAZY = {
     "CompareReport": "tokendice.experiments.compare.compare",
     "RunDiff": "tokendice.experiments.compare.diff",
     "PerturbReport": "tokendice.experiments.perturb.suite",
+    "VariantList": "tokendice.experiments.perturb.variants",
     "RunInfo": "tokendice.experiments.catalog.runs",
     "RunList": "tokendice.experiments.catalog.runs",
     "ModelList": "tokendice.experiments.catalog.models",

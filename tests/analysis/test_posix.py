@@ -77,3 +77,26 @@ def test_rejects_bad_input(matrix: list, lengths: list) -> None:
         posix_index(matrix, lengths)
     with pytest.raises(ParameterError):
         posix_dataset([])
+
+
+def released_posix(matrix: list[list[float]], max_new_tokens: int) -> float:
+    """The double loop of the authors' released code (kowndinya-renduchintala/POSIX, commit 96077d0),
+    written out: matrix[i][j] = log P(y_j | x_i) there too, but each term compares two responses
+    under one prompt, |M[j][i] - M[j][j]|, and is divided by max_new_tokens."""
+    n = len(matrix)
+    psi = sum(abs(matrix[j][i] - matrix[j][j]) / max_new_tokens for i in range(n) for j in range(n))
+    return psi / (n * (n - 1))
+
+
+def test_the_released_code_is_the_formula_on_the_transposed_matrix() -> None:
+    # L[i][j] = log P(y_j | x_i), every length 2 (= max_new_tokens).
+    # Paper: |L[1][0] - L[0][0]| = |-2 + 1| = 1 and |L[0][1] - L[1][1]| = |-4 + 3| = 1 -> (1 + 1) / 2 / (2 · 1) = 0.5.
+    # Released: |L[1][0] - L[1][1]| = |-2 + 3| = 1 and |L[0][1] - L[0][0]| = |-4 + 1| = 3 -> (1 + 3) / 2 / 2 = 1.0.
+    matrix = [[-1.0, -4.0], [-2.0, -3.0]]
+    assert posix_index(matrix, [2, 2]) == pytest.approx(0.5)  # what tokendice computes: the paper's formula
+    assert released_posix(matrix, 2) == pytest.approx(1.0)
+    assert posix_index(np.transpose(matrix), [2, 2]) == pytest.approx(1.0)
+    rng = np.random.default_rng(3)
+    random = -rng.gamma(2.0, 3.0, size=(6, 6))
+    assert posix_index(random.T, [8] * 6) == pytest.approx(released_posix(random.tolist(), 8))
+    assert posix_index(random, [8] * 6) != pytest.approx(released_posix(random.tolist(), 8))

@@ -1,4 +1,4 @@
-"""The audit and diff commands: a FakeEngine stands in for the model, except in the model test."""
+"""The audit and diff commands: a FakeEngine stands in for the model, except in the one model test."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import sys
 
 import pytest
 
-from tokendice import api
 from tokendice.cli import main
 from tokendice.engines.fake import FakeEngine
-from tokendice.experiments.audit.controls import Setup
-from tokendice.experiments.audit.providers import FixedProvider
 from tokendice.store import SampleRecord, Store
 
 VOCAB = ["<eos>", "x", "a", "b", "c", "d"]
@@ -26,15 +23,14 @@ def _next(prompt, generated):
     return logits
 
 
+@pytest.fixture(autouse=True)
+def quiet_machine(monkeypatch):
+    monkeypatch.setattr("os.getloadavg", lambda: (0.0, 0.0, 0.0))
+
+
 @pytest.fixture()
-def fake_engine(monkeypatch):
-    engine = FakeEngine(VOCAB, _next, noise=lambda batch, seq: [0, 0, 0, 0, 0, 0.01] if batch > 1 else None)
-
-    def provider(engine_name, model, dtype, threads, deterministic, base_url, options):
-        return FixedProvider(engine), Setup(engine="fake", dtype=dtype, threads=threads, deterministic=deterministic)
-
-    monkeypatch.setattr(api, "_audit_provider", provider)
-    return engine
+def fake_engine(serve_engine):
+    return serve_engine(FakeEngine(VOCAB, _next, noise=lambda batch, seq: [0, 0, 0, 0, 0, 0.01] if batch > 1 else None))
 
 
 def test_audit_json_flags_the_batch_conditions(fake_engine, capsys, tmp_path):
@@ -45,7 +41,7 @@ def test_audit_json_flags_the_batch_conditions(fake_engine, capsys, tmp_path):
     assert data["summary"]["changes_output"] == ["batch 2", "batch 8", "batch 32"]
     verdicts = {c["label"]: c["verdict"] for c in data["conditions"]}
     assert verdicts["batch 8"] == "DIVERGES at step 2 (margin 0.001)"
-    assert verdicts["dtype"] == "not applicable for engine fake"
+    assert verdicts["dtype"] == verdicts["engines"] == "not applicable for engine fake"
     with Store(db) as store:
         assert store.get_run(data["run_id"]).kind == "audit"
 
@@ -55,16 +51,76 @@ def test_audit_table_prints_verdicts_recipe_and_run_id(fake_engine, capsys):
                  "--batch-sizes", "1,4"]) == 0
     out = capsys.readouterr().out
     assert "DIVERGES at step 2" in out and "recipe: greedy, batch 1" in out and "stored as run " in out
+    assert "see: tokendice diff" in out
+
+
+def test_audit_threads_flag_sets_the_baseline(fake_engine, capsys):
+    assert main(["audit", "x", "--greedy", "--max-new-tokens", "3", "--repeats", "1", "--conditions", "threads",
+                 "--threads", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["baseline"]["setup"]["threads"] == 1 and data["baseline"]["setup"]["threads_default"] is False
+    assert [c["label"] for c in data["conditions"]] == ["baseline", "2 threads"]
 
 
 def test_audit_prompt_set_reports_tarr_and_tara(fake_engine, capsys, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("x\nxx\nxxx\n")
     code = main(["audit", "--prompts", str(prompts), "--repeats", "3", "--batch-size", "2", "--answer-regex", "^(ab)",
-                 "--greedy", "--max-new-tokens", "6", "--json"])
+                 "--greedy", "--max-new-tokens", "6"])
     assert code == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["tarr_at_3"] == 0.0 and data["tara_at_3"] == 1.0
+    out = capsys.readouterr().out
+    assert "TARr@3 = 0.000" in out and "TARa@3 = 1.000" in out and "stored as run " in out
+
+
+def test_base_url_is_a_server_for_the_engines_condition(fake_engine, monkeypatch, capsys):
+    seen = {}
+
+    def audit(prompt, **kwargs):  # the API call the command makes
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("tokendice.api.audit", audit)
+    with pytest.raises(SystemExit):
+        main(["audit", "x", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "5", "--dtype", "bfloat16"])
+    from tokendice.engines.spec import EngineSpec
+
+    assert seen["engine"] == EngineSpec("hf", dtype="bfloat16")
+    assert seen["others"] == [EngineSpec("openai", base_url="http://127.0.0.1:9/v1", timeout=5.0)]
+
+
+@pytest.fixture()
+def python_file(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("a prompt\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["audit"], "prompt"),
+        (["audit", "x", "--prompts", "f.txt"], "one of the two"),
+        (["audit", "x", "--answer-regex", "a"], "--prompts"),
+        (["audit", "x", "--batch-size", "2"], "--batch-size goes with --prompts"),
+        (["audit", "--prompts", "PROMPTS", "--conditions", "batch"], "--conditions goes with a prompt"),
+        (["audit", "x", "--repeats", "0"], "--repeats"),
+        (["audit", "x", "--conditions", "colour"], "conditions"),
+        (["audit", "x", "--batch-sizes", "2,zero"], "batch-sizes"),
+        (["audit", "x", "--threads", "999"], "--threads"),
+        (["audit", "x", "--conditions", "batch", "--base-url", "http://127.0.0.1:9/v1"], "add engines"),
+        (["audit", "x", "--timeout", "5"], "--base-url"),
+        (["audit", "x", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1"], "white-box"),
+        (["audit", "--prompts", "/no/such/file"], "not found"),
+        (["audit", "--prompts", "PROMPTS", "--answer-regex", "("], "regular expression"),
+        (["diff", "nope!", "nada!"], "neither"),
+        (["diff", "abcdef0123", "abcdef0124"], "no run"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, needle, capsys, fake_engine, monkeypatch, python_file):
+    monkeypatch.setattr("os.getloadavg", lambda: (99.0, 99.0, 99.0))  # a busy machine: errors still come first
+    assert main([python_file if a == "PROMPTS" else a for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
 
 
 def test_diff_of_two_stored_runs(capsys, tmp_path):
@@ -81,63 +137,59 @@ def test_diff_of_two_stored_runs(capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["first_divergence"] == 2
 
 
-@pytest.mark.parametrize(
-    "args,needle",
-    [
-        (["audit"], "prompt"),
-        (["audit", "x", "--prompts", "f.txt"], "one of the two"),
-        (["audit", "x", "--answer-regex", "a"], "--prompts"),
-        (["audit", "x", "--repeats", "0"], "repeats"),
-        (["audit", "x", "--conditions", "colour"], "conditions"),
-        (["audit", "x", "--batch-sizes", "2,zero"], "batch-sizes"),
-        (["audit", "--prompts", "/no/such/file"], "not found"),
-        (["audit", "--prompts", __file__, "--answer-regex", "("], "regular expression"),
-        (["diff", "nope!", "nada!"], "neither"),
-        (["diff", "abcdef0123", "abcdef0124"], "no run"),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_2(args, needle, capsys, fake_engine, monkeypatch):
-    monkeypatch.setattr("os.getloadavg", lambda: (99.0, 99.0, 99.0))  # a busy machine: errors still come first
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
-
-
 def test_commands_load_without_torch():
     code = "import sys, tokendice.cli.audit, tokendice.cli.diff; from tokendice.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.model
-def test_greedy_batch_one_float32_is_reproducible_on_the_embedded_model(capsys, tmp_path):
-    code = main(["audit", "The capital of France is", "--greedy", "--max-new-tokens", "10", "--repeats", "5",
-                 "--conditions", "baseline,threads", "--json", "--db", str(tmp_path / "r.db")])
-    assert code == 0
-    data = json.loads(capsys.readouterr().out)
-    base = data["conditions"][0]
-    assert base["label"] == "baseline" and base["tarr"] == 1.0 and base["verdict"] == "identical"
-    assert base["n_identical"] == 5 and data["summary"]["baseline_reproducible"]
-    assert data["baseline"]["token_texts"][0] == " Paris"
-    threads = data["conditions"][1]
-    assert threads["group"] == "threads" and threads["repeats"] == 5 and threads["verdict"]
-    assert data["baseline"]["setup"]["dtype"] == "float32" and data["baseline"]["setup"]["batch_size"] == 1
+def test_a_busy_machine_gets_a_note_on_stderr(serve_engine, capsys, monkeypatch):
+    class Threaded(FakeEngine):
+        threads = 2  # owns its thread count, as the transformers engine does
 
-
-@pytest.mark.model
-def test_a_left_padded_row_of_a_real_batch_keeps_its_tokens(tmp_path):
-    report = api.audit("The capital of France is", repeats=2, conditions="batch", batch_sizes=(1, 3),
-                       do_sample=False, max_new_tokens=4, db=str(tmp_path / "r.db"))
-    batch = report.condition("batch 3")
-    assert batch.n_identical == 2  # the margins here are far larger than batch-size drift
-    assert batch.max_logprob_diff < 1e-3
-
-
-def test_a_busy_machine_gets_a_note_on_threads(fake_engine, capsys, monkeypatch):
+    serve_engine(Threaded(VOCAB, _next))
     monkeypatch.setattr("os.getloadavg", lambda: (9.0, 9.0, 9.0))
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert main(["audit", "x", "--greedy", "--max-new-tokens", "3", "--repeats", "1", "--conditions", "baseline", "--json"]) == 0
-    assert "--threads 1" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.err.startswith("tokendice: note: this machine is busy") and "--threads 1 is faster" in captured.err
+    assert captured.err.count("\n") == 1
+    assert json.loads(captured.out)["notes"][0].startswith("this machine is busy")
     assert main(["audit", "x", "--greedy", "--max-new-tokens", "3", "--repeats", "1", "--conditions", "baseline",
                  "--json", "--threads", "1"]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.model
+def test_the_embedded_model_reproduces_at_batch_one_and_in_a_left_padded_batch(capsys, tmp_path):
+    """One short end-to-end audit: greedy, 4 tokens, 2 repeats, the batch condition at 3, on one
+    thread (a 2-thread run on this shared 2-core machine can take 10x longer when it is busy); then
+    the engine's own thread count, as the threads condition sets it, on one forward pass."""
+    import torch
+
+    import tokendice as td
+    from tokendice.api import _common
+    from tokendice.experiments.audit.controls import Setup, applied
+
+    db = str(tmp_path / "r.db")
+    code = main(["audit", "The capital of France is", "--greedy", "--max-new-tokens", "4", "--repeats", "2",
+                 "--conditions", "batch", "--batch-sizes", "1,3", "--threads", "1", "--json", "--db", db])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    base, batch = data["conditions"]
+    assert base["label"] == "baseline" and base["verdict"] == "identical" and base["n_identical"] == 2
+    assert data["summary"]["baseline_reproducible"] and data["baseline"]["token_texts"][0] == " Paris"
+    assert batch["label"] == "batch 3" and batch["n_identical"] == 2  # the margins here are far larger than batch drift
+    assert batch["max_logprob_diff"] < 1e-3
+    assert data["baseline"]["setup"]["threads"] == data["baseline"]["engine"]["threads"] == 1
+    with Store(db) as store:
+        assert store.get_run(data["run_id"]).manifest["engine"]["threads"] == 1
+    assert td.load_run(data["run_id"], db=db).to_dict() == data
+
+    engine = _common.load(td.EngineSpec("hf", threads=1))  # the audit's engine, cached
+    before = torch.get_num_threads()
+    with applied(Setup(threads=2), engine):
+        assert engine.describe()["threads"] == 2
+        engine.prefill([[1, 2, 3]])
+        assert torch.get_num_threads() == 2  # the engine set torch's count for its forward pass
+    assert engine.threads == 1 and torch.get_num_threads() == before

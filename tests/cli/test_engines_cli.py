@@ -26,15 +26,15 @@ ANSWERS = [[" Paris", "."], [" Paris", ","], [" the", " capital"]]  # chosen by 
 class ScriptedServer:
     """An OpenAI-compatible server (llama-cpp-python flavour) whose answer depends on the seed."""
 
-    def __init__(self, fail_after: int | None = None, contradict: bool = False) -> None:
-        self.fail_after, self.contradict = fail_after, contradict
+    def __init__(self, fail_after: int | None = None, contradict: bool = False, models: tuple[str, ...] = ("smollm2-135m",)) -> None:
+        self.fail_after, self.contradict, self.models = fail_after, contradict, models
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []
         self._lock = threading.Lock()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/models"):
-            return httpx.Response(200, json={"object": "list", "data": [{"id": "smollm2-135m", "owned_by": "me"}]})
+            return httpx.Response(200, json={"object": "list", "data": [{"id": m, "owned_by": "me"} for m in self.models]})
         body = json.loads(request.content)
         with self._lock:
             self.bodies.append(body)
@@ -54,16 +54,19 @@ class ScriptedServer:
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Route every openai engine the CLI builds to a ScriptedServer; records the options it was built with."""
+    import tokendice.api._common as common
+
     state = {"server": ScriptedServer(), "options": []}
 
-    def get_engine(engine, model=None, **options):  # type: ignore[no-untyped-def]
-        assert engine == "openai"
-        state["options"].append(options)
-        e = OpenAIEngine(model=model, transport=httpx.MockTransport(state["server"]), **options)
+    def load(spec):  # type: ignore[no-untyped-def]
+        assert spec.engine == "openai"
+        state["options"].append(dict(spec.options))
+        e = OpenAIEngine(model=spec.model, transport=httpx.MockTransport(lambda request: state["server"](request)), **spec.options)
         e._sleep = lambda _: None
         return e
 
-    monkeypatch.setattr("tokendice.api.get_engine", get_engine)
+    monkeypatch.setattr(common, "_LOADED", {})
+    monkeypatch.setattr("tokendice.engines.spec.EngineSpec.load", load)
     return state
 
 
@@ -94,10 +97,9 @@ def test_what_a_black_box_engine_cannot_do_is_one_line(args, needle, capsys, scr
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["--engine", "openai", "--model", "m"], "needs base_url"),
-        (["--engine", "openai", "--base-url", URL], "needs a model name"),
+        (["--engine", "openai", "--model", "m"], "needs --base-url"),
         (["--engine", "openai", "--base-url", "ftp://x", "--model", "m"], "base_url must be an http(s) URL"),
-        (["--engine", "openai", "--base-url", URL, "--model", "m", "--concurrency", "0"], "concurrency >= 1"),
+        (["--engine", "openai", "--base-url", URL, "--model", "m", "--concurrency", "0"], "--concurrency must be >= 1"),
     ],
 )
 def test_openai_engine_options_are_checked(args, needle, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -171,6 +173,7 @@ def test_server_failure_keeps_samples_and_resume_finishes_identically(scripted, 
     scripted["server"] = ScriptedServer()  # back up
     assert main(["sample", "--resume", run.id, "--json", "--db", killed]) == 0
     assert scripted["options"][-1]["base_url"] == URL and scripted["options"][-1]["concurrency"] == 2  # from the manifest
+    assert scripted["options"][-1]["max_retries"] == 0 and scripted["options"][-1]["server"] == "llama-cpp-python"
     assert len(scripted["server"].bodies) == 7  # only the missing samples
     assert main(["sample", PROMPT, *args, "--db", clean, *OPENAI]) == 0
     capsys.readouterr()
@@ -179,6 +182,71 @@ def test_server_failure_keeps_samples_and_resume_finishes_identically(scripted, 
         fresh = [(s.sample_id, s.token_texts, s.text) for s in b.samples(b.list_runs()[0].id)]
         assert a.get_run(run.id).status == "complete"
     assert len(resumed) == 12 and resumed == fresh
+
+
+def test_resume_applies_new_transport_settings_and_refuses_other_ones(scripted, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Defect 8: --resume ignored --timeout and --concurrency (a run whose timeout was too short
+    could not be finished with a longer one)."""
+    db = str(tmp_path / "r.db")
+    scripted["server"] = ScriptedServer(fail_after=4)
+    args = ["-n", "12", "--seed", "9", "--max-new-tokens", "2", "--concurrency", "2", "--max-retries", "0", "--timeout", "3", "--json"]
+    assert main(["sample", PROMPT, *args, "--db", db, *OPENAI]) == 2
+    capsys.readouterr()
+    with Store(db) as store:
+        run = store.list_runs()[0]
+    scripted["server"] = ScriptedServer()
+    for wrong, needle in [(["--model", "other"], "--model other (the run used --model smollm2-135m)"), (["--seed", "1"], "--seed 1 (the run used --seed 9)"),
+                          (["--engine", "hf"], "--engine hf (the run used --engine openai)"), (["--chat"], "--chat")]:  # fmt: skip
+        assert main(["sample", "--resume", run.id, "--db", db, *wrong]) == 2
+        assert needle in one_line_error(capsys)
+    assert scripted["server"].bodies == [] and len(scripted["options"]) == 1  # refused before the engine was built
+    assert main(["sample", "--resume", run.id, "--db", db, "--timeout", "30", "--concurrency", "3", "--max-retries", "2",
+                 "--base-url", "http://127.0.0.1:8000/v1", "--json"]) == 0  # fmt: skip
+    options = scripted["options"][-1]
+    assert (options["timeout"], options["concurrency"], options["max_retries"]) == (30.0, 3, 2)  # given anew: they apply
+    assert options["base_url"] == "http://127.0.0.1:8000/v1" and options.get("endpoint", "completions") == "completions"
+    report = json.loads(capsys.readouterr().out)
+    assert report["prompts"][0]["n"] == 12 and report["server"]["consistency"]["checked"] == 12
+
+
+def test_openai_without_model_uses_the_one_the_server_serves(scripted, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Defect 8: --engine openai without --model was an error even when the server serves one model."""
+    db = str(tmp_path / "m.db")
+    assert main(["sample", PROMPT, "-n", "3", "--max-new-tokens", "2", "--json", "--db", db, "--engine", "openai", "--base-url", URL]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "smollm2-135m" and report["prompts"][0]["n"] == 3
+    assert {b["model"] for b in scripted["server"].bodies} == {"smollm2-135m"}
+    assert main(["sample", "--resume", report["run_id"], "--db", db, "--json"]) == 0  # the manifest names the model
+    capsys.readouterr()
+    import tokendice.api._common as common
+
+    common.forget_engines()  # loaded engines are kept per spec: ask the server again
+    scripted["server"] = ScriptedServer(models=("a", "b"))
+    assert main(["sample", PROMPT, "-n", "3", "--db", db, "--engine", "openai", "--base-url", URL]) == 2
+    assert f"{URL} serves several models (a, b): choose one, e.g. --model a" in one_line_error(capsys)
+
+
+def test_the_consistency_tally_is_stored_with_the_samples_it_counts(scripted, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Defect 8: after kill -9 the stored consistency count missed the killed process's samples
+    (it was written at the end). Now each batch carries it, in the same transaction."""
+    import tokendice as td
+    from tokendice.engines.spec import EngineSpec
+
+    scripted["server"].contradict = True
+    seen = []
+    add = Store.add_samples
+
+    def add_and_look(self, run_id, samples, results=None):  # type: ignore[no-untyped-def]
+        add(self, run_id, samples, results)
+        consistency = self.get_result(run_id, "server")["consistency"]
+        seen.append((self.count_samples(run_id), consistency["checked"], len(consistency["contradicting"])))
+
+    monkeypatch.setattr(Store, "add_samples", add_and_look)
+    spec = EngineSpec("openai", "smollm2-135m", base_url=URL, concurrency=2)
+    run = td.sample(PROMPT, n=7, engine=spec, seed=2, max_new_tokens=2, do_sample=False, db=str(tmp_path / "c.db"))
+    assert [stored for stored, _, _ in seen] == [2, 4, 6, 7]
+    assert all(stored == checked == contradicting for stored, checked, contradicting in seen)  # in step after every batch
+    assert run.server["consistency"]["checked"] == 7 and "7 of 7 samples contradict" in run.warnings[0]
 
 
 # -- the llama.cpp engine (white-box) through the CLI, on the embedded GGUF -----------------

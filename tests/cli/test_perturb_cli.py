@@ -1,35 +1,45 @@
-"""tokendice perturb through the CLI: a FakeEngine stands in for the model, except in the model tests."""
+"""tokendice perturb through the CLI: a FakeEngine stands in for the model (served for every EngineSpec),
+except in the one end-to-end model test."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 
-from tests.experiments.test_perturb import prompt_dependent, without_wall_times
-from tokendice import api
+import tokendice as td
+from tests.api.test_perturb import posing, without_timing
+from tests.experiments.test_perturb import prompt_dependent
 from tokendice.cli import main
 from tokendice.store import Store
 
 QUICK = ["--max-new-tokens", "2"]
+SUITE_ARGS = ["--variants-only", "punct.question,case.upper,punct.period", "--samples", "50", "--seed", "3", *QUICK]
 
 
 @pytest.fixture()
-def fake(monkeypatch):
-    engine = prompt_dependent()
-    monkeypatch.setattr(api, "get_engine", lambda *args, **kwargs: engine)
-    return engine
+def serve(serve_engine, monkeypatch):
+    """`serve(engine)`: the CLI runs on `engine` (the context-length check before loading is skipped:
+    it would read the embedded model's tokenizer)."""
+    monkeypatch.setattr(sys.modules["tokendice.api.perturb"], "preflight", lambda *args, **kwargs: None)
+    return serve_engine
 
 
-def test_list_shows_variants_and_skips_without_a_model(capsys):
+@pytest.fixture()
+def fake(serve):
+    return serve(posing())
+
+
+def test_list_shows_variants_and_skips_without_a_model(capsys, monkeypatch):
+    monkeypatch.setattr("tokendice.engines.spec.EngineSpec.load", lambda spec: pytest.fail("a model was loaded"))
     assert main(["perturb", "The end.", "--list"]) == 0
     out = capsys.readouterr().out
     assert "case.upper" in out and '"THE END."' in out and "punct.period" in out and "skipped: same as the original" in out
     assert main(["perturb", "The end.", "--list", "--json", "--variants-only", "case.lower+punct.question,template.chat"]) == 0
-    data = json.loads(capsys.readouterr().out)[0]
-    assert [(v["name"], v["prompt"], v["chat"]) for v in data["variants"]] == [
+    data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "variants" and len(data["prompts"]) == 1
+    assert [(v["name"], v["prompt"], v["chat"]) for v in data["prompts"][0]["variants"]] == [
         ("case.lower+punct.question", "the end?", False), ("template.chat", "The end.", True)]
 
 
@@ -44,30 +54,30 @@ def test_json_report_is_ranked_and_stored_as_a_perturb_run(fake, capsys, tmp_pat
     assert data["params"]["max_new_tokens"] == 2 and data["settings"]["samples"] == 200
     with Store(db) as store:
         run = store.get_run(data["run_id"])
-        assert run.kind == "perturb" and run.status == "complete"
-        assert store.get_result(run.id, "report")["prompts"][0]["posix"]["psi"] == prompt["posix"]["psi"]
+        assert run.kind == "perturb" and run.status == "complete" and store.get_result(run.id, "report") == data
         assert run.manifest["perturb"]["prompts"] == ["ab"] and run.manifest["params"]["max_new_tokens"] == 2
 
 
-def test_table_shows_ranking_posix_and_run_id(fake, capsys, tmp_path):
-    assert main(["perturb", "ab", "--variants-only", "punct.question,case.upper", "--db", str(tmp_path / "p.db"), *QUICK]) == 0
+def test_table_shows_ranking_posix_and_run_id(fake, capsys):
+    assert main(["perturb", "ab", "--variants-only", "punct.question,case.upper", *QUICK]) == 0
     out = capsys.readouterr().out
     assert out.index("punct.question") < out.index("case.upper")
     assert "0.520 [0.520, 0.520]" in out and "POSIX" in out and "psi =" in out and "stored as run " in out
     assert "[log P(y_j | x_i) - log P(y_j | x_j)]" in out  # not eaten as markup
 
 
-def test_suite_summarises_per_kind(fake, capsys, tmp_path):
+def test_suite_summarises_per_kind_and_details_shows_every_prompt(fake, capsys, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("ab\nba\n")
     variants = tmp_path / "variants.txt"
     variants.write_text("{p}?\n")
-    code = main(["perturb", "--prompts", str(prompts), "--variants", str(variants), "--kinds", "case,user",
-                 "--no-save", *QUICK])
-    assert code == 0
+    base = ["perturb", "--prompts", str(prompts), "--variants", str(variants), "--no-save", *QUICK]
+    assert main([*base, "--kinds", "case,user"]) == 0
     out = capsys.readouterr().out
-    assert "per variant kind" in out and "most disruptive kind: user" in out
-    assert main(["perturb", "--prompts", str(prompts), "--variants", str(variants), "--kinds", "user", "--json", "--no-save", *QUICK]) == 0
+    assert "per variant kind" in out and "most disruptive kind: user" in out and "variants, most disruptive first" not in out
+    assert main([*base, "--kinds", "case,user", "--details"]) == 0
+    assert capsys.readouterr().out.count("variants, most disruptive first") == 2
+    assert main([*base, "--kinds", "user", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)["summary"]
     assert summary["by_kind"][0]["kind"] == "user" and summary["by_kind"][0]["mean_tv"] == pytest.approx(0.52, abs=1e-6)
 
@@ -75,14 +85,16 @@ def test_suite_summarises_per_kind(fake, capsys, tmp_path):
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["perturb"], "prompt"),
-        (["perturb", "x", "--prompts", "f.txt"], "one of the two"),
-        (["perturb", "x", "--kinds", "colour", "--list"], "unknown variant kind"),
-        (["perturb", "x", "--variants-only", "case.shout", "--list"], "unknown variant"),
-        (["perturb", "x", "--variants", "/no/such/file"], "cannot read"),
-        (["perturb", "ab", "--samples", "1"], "samples"),
-        (["perturb", "ab", "--top-p", "1.5"], "top_p"),
-        (["perturb", "ab", "--variants-only", "case.lower"], "no variant"),
+        (["perturb"], "give a prompt or --prompts"),
+        (["perturb", "x", "--prompts", "f.txt"], "prompts file not found: f.txt"),
+        (["perturb", "x", "--kinds", "colour", "--list"], "unknown variant kind(s) colour"),
+        (["perturb", "x", "--variants-only", "case.shout", "--list"], "unknown variant 'case.shout'"),
+        (["perturb", "x", "--variants", "/no/such/file"], "cannot read variants file"),
+        (["perturb", "ab", "--samples", "1"], "--samples must be an integer >= 2, got 1"),
+        (["perturb", "ab", "--top-p", "1.5"], "--top-p must be"),
+        (["perturb", "ab", "--variants-only", "case.lower"], "no variant of 'ab' is left to measure"),
+        (["perturb", "ab", "--rng", "torch"], "perturb() got an unexpected keyword --rng"),
+        (["perturb", "ab", "--list", "--resume", "abcdef"], "--list"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needle, capsys, fake):
@@ -91,13 +103,12 @@ def test_bad_input_is_one_line_and_exit_2(args, needle, capsys, fake):
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
 
 
-def test_list_loads_without_torch():
-    code = "import sys; from tokendice.cli import main; main(['perturb', 'x', '--list']); print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().endswith("False")
-
-
-SUITE_ARGS = ["--variants-only", "punct.question,case.upper,punct.period", "--samples", "50", "--seed", "3", *QUICK]
+def test_a_binary_variants_file_is_one_line(capsys, fake, tmp_path):
+    binary = tmp_path / "v.bin"
+    binary.write_bytes(b"\x00\x01\xff")
+    assert main(["perturb", "ab", "--variants", str(binary), *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert err == f"tokendice: error: variants file {binary} is a binary file, not text: one variant a line, or JSONL\n"
 
 
 def suite_file(tmp_path) -> str:
@@ -106,27 +117,26 @@ def suite_file(tmp_path) -> str:
     return str(path)
 
 
-def test_an_interrupted_suite_says_how_to_resume_and_resumes_to_the_uninterrupted_report(monkeypatch, capsys, tmp_path):
+def test_an_interrupted_suite_says_how_to_resume_and_resumes_to_the_uninterrupted_report(serve, capsys, tmp_path):
     db, clean_db = str(tmp_path / "p.db"), str(tmp_path / "clean.db")
-    monkeypatch.setattr(api, "get_engine", lambda *args, **kwargs: prompt_dependent(stop_at="ba"))
+    serve(posing(stop_at="ba"))
     assert main(["perturb", "--prompts", suite_file(tmp_path), *SUITE_ARGS, "--db", db]) == 130
     with Store(db) as store:
         run_id = store.list_runs(kind="perturb")[0].id
         assert store.get_run(run_id).status == "interrupted"
     err = capsys.readouterr().err
-    assert f"1 of 3 prompts are stored in run {run_id}: continue with tokendice perturb --resume {run_id} --db {db}\n" in err
-    loaded: list[tuple] = []
-    monkeypatch.setattr(api, "get_engine", lambda *args, **kwargs: loaded.append(args) or prompt_dependent())
+    assert err == (f"tokendice: interrupted: 1 of 3 prompts are stored in run {run_id}; td.resume('{run_id}', db='{db}') measures "
+                   f"the rest; continue with: tokendice perturb --resume {run_id} --db {db}\n")
+    serve(posing())
     assert main(["perturb", "--resume", run_id, "--db", db, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert loaded == [("fake", "fake-prompt-dependent")]  # the run's engine and model
-    assert main(["perturb", "--prompts", suite_file(tmp_path), *SUITE_ARGS, "--db", clean_db]) == 0
-    with Store(db) as store, Store(clean_db) as clean:
+    assert main(["perturb", "--prompts", suite_file(tmp_path), *SUITE_ARGS, "--db", clean_db, "--json"]) == 0
+    uninterrupted = json.loads(capsys.readouterr().out)
+    with Store(db) as store:
         assert store.get_run(run_id).status == "complete" and len(store.list_runs()) == 1
-        resumed = store.get_result(run_id, "report")
-        uninterrupted = clean.get_result(clean.list_runs()[0].id, "report")
-    assert printed["run_id"] == resumed["run_id"] == run_id and len(resumed["prompts"]) == 3
-    assert without_wall_times(resumed) == without_wall_times(uninterrupted) == without_wall_times(printed)
+        assert store.get_result(run_id, "report") == printed
+    assert printed["run_id"] == run_id and len(printed["prompts"]) == 3
+    assert without_timing(printed) == without_timing(uninterrupted)
     assert main(["perturb", "--resume", run_id, "--db", db]) == 2
     assert "already complete" in capsys.readouterr().err
 
@@ -134,63 +144,70 @@ def test_an_interrupted_suite_says_how_to_resume_and_resumes_to_the_uninterrupte
 @pytest.mark.parametrize(
     "extra,needle",
     [
-        ([], "no run with id 'nosuchrun'"),
-        (["ab"], "drop a prompt"),
-        (["--prompts", "p.txt"], "drop --prompts"),
-        (["--variants-only", "case.lower"], "drop --variants-only"),
-        (["--kinds", "case", "--variants", "v.txt"], "drop --variants, --kinds"),
-        (["--samples", "50", "--no-distribution"], "drop --samples, --no-distribution"),
-        (["--top-p", "0.9", "--greedy", "--max-new-tokens", "2", "--seed", "1", "--chat"], "drop --top-p, --max-new-tokens, --greedy, --seed, --chat"),
-        (["--no-save"], "drop --no-save"),
+        (["--samples", "200"], "--samples 200 (the run used --samples 50)"),
+        (["--no-distribution"], "--no-distribution (the run used no --no-distribution)"),
+        (["--top-p", "0.9", "--greedy"], "--top-p 0.9 (the run used --top-p 1.0); --greedy (the run used no --greedy)"),
+        (["--seed", "1", "--chat"], "--chat (the run used no --chat); --seed 1 (the run used --seed 3)"),
+        (["--variants-only", "case.lower"], "--variants-only case.lower (the run measured punct.question, case.upper, punct.period)"),
+        (["--prompts", "PROMPTS"], "--prompts ['ab', 'ba'] (the run used --prompts ['ab', 'ba', 'aab'])"),
+        (["ab"], "prompt='ab' (the run used prompt=['ab', 'ba', 'aab'])"),
+        (["--no-save"], "--no-save (a resumed run is stored in the run it continues)"),
+        (["--dtype", "float32"], "--dtype float32 (the run used --dtype bfloat16)"),
+        (["--model", "other", "--threads", "1"], "--model other (the run used --model smollm2-135m)"),
     ],
 )
-def test_resume_refuses_a_missing_run_and_flags_that_would_change_the_measurement(extra, needle, capsys, fake):
-    assert main(["perturb", "--resume", "nosuchrun", *extra]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
-
-
-def test_resume_refuses_other_kinds_complete_runs_and_another_model(capsys, fake, tmp_path):
+def test_resume_refuses_a_flag_that_differs_from_the_run_and_adds_nothing(extra, needle, serve, capsys, tmp_path):
+    serve(posing(stop_at="ba"))
     db = str(tmp_path / "p.db")
+    assert main(["perturb", "--prompts", suite_file(tmp_path), *SUITE_ARGS, "--db", db]) == 130
     with Store(db) as store:
-        sample_run = store.create_run("sample", {"kind": "sample"}, "ab", "fake", "fake-prompt-dependent")
-    assert main(["perturb", "ab", "--variants-only", "punct.question", "--db", db, *QUICK]) == 0
+        run_id = store.list_runs(kind="perturb")[0].id
     capsys.readouterr()
-    with Store(db) as store:
-        done = store.list_runs(kind="perturb")[0].id
-    for args, needle in [
-        ([sample_run], f"run {sample_run} is a sample run, not a perturb run"),
-        ([done], f"run {done} is already complete"),
-        ([done[:6]], f"run {done} is already complete"),  # a unique prefix names it
-    ]:
-        assert main(["perturb", "--resume", *args, "--db", db]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and needle in err
-    with Store(db) as store:
-        store.set_status(done, "interrupted")
-    assert main(["perturb", "--resume", done, "--db", db, "--model", "other"]) == 2
+    short = tmp_path / "short.txt"
+    short.write_text("ab\nba\n")
+    extra = [str(short) if e == "PROMPTS" else e for e in extra]
+    engine = serve(posing())
+    assert main(["perturb", "--resume", run_id, "--db", db, *extra]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "drop --model other (the run used fake-prompt-dependent)" in err
+    assert err.count("\n") == 1 and f"a resumed run keeps the settings of run {run_id}" in err and needle in err
+    with Store(db) as store:
+        assert store.get_run(run_id).status == "interrupted" and len(store.get_result(run_id, "report")["prompts"]) == 1
+    assert engine.forward_rows == 0
+
+
+def test_resume_accepts_flags_equal_to_the_runs(serve, capsys, tmp_path):
+    serve(posing(stop_at="ba"))
+    db = str(tmp_path / "p.db")
+    assert main(["perturb", "--prompts", suite_file(tmp_path), *SUITE_ARGS, "--db", db]) == 130
+    with Store(db) as store:
+        run_id = store.list_runs(kind="perturb")[0].id
+    serve(posing())
+    assert main(["perturb", "--resume", run_id[:6], "--db", db, "--json", "--prompts", suite_file(tmp_path), *SUITE_ARGS,
+                 "--model", "smollm2-135m", "--engine", "hf", "--dtype", "bfloat16", "--threads", "1", "--trust-remote-code"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["prompts"]) == 3
+
+
+def test_resume_of_an_unknown_run_or_another_kind(capsys, fake, tmp_path):
+    assert main(["perturb", "--resume", "nosuchrun"]) == 2
+    assert "no run with id 'nosuchrun'" in capsys.readouterr().err
+    trace = td.trace("ab", engine=prompt_dependent(), max_new_tokens=1)
+    assert main(["perturb", "--resume", trace.run_id]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"run {trace.run_id} is a trace run" in err
 
 
 @pytest.mark.model
-def test_suite_of_three_prompts_on_the_embedded_model(tmp_path, capsys):
-    """About 10 s on an idle 2-core CPU (3 prompts x 3 variants, 50 samples of 4 tokens)."""
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("The capital of France is\nWater boils at\nThe opposite of hot is\n")
-    code = main(["perturb", "--prompts", str(prompts), "--variants-only", "case.lower,punct.question,whitespace.trailing_space",
-                 "--samples", "50", "--max-nodes", "50", "--max-new-tokens", "4", "--json", "--db", str(tmp_path / "r.db")])
+def test_one_prompt_end_to_end_on_the_embedded_model(tmp_path, capsys):
+    """A few seconds: one prompt, two variants, 4 new tokens, 20 samples."""
+    db = str(tmp_path / "r.db")
+    code = main(["perturb", "The capital of France is", "--variants-only", "case.lower,punct.question", "--samples", "20",
+                 "--max-nodes", "20", "--max-new-tokens", "4", "--threads", "1", "--json", "--db", db])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
-    first = data["prompts"][0]
-    assert first["original"]["top1"]["text"] == " Paris"
-    assert first["original"]["top1"]["model_prob"] == pytest.approx(0.7725, abs=2e-3)
-    for prompt in data["prompts"]:
-        assert len(prompt["variants"]) == 3 and prompt["posix"]["psi"] > 0
-        for v in prompt["variants"]:
-            assert 0 <= v["tv"]["low"] <= v["tv"]["value"] <= v["tv"]["high"] <= 1
-            assert v["js_model"] >= 0
-    kinds = {row["kind"] for row in data["summary"]["by_kind"]}
-    assert kinds == {"case", "punct", "whitespace"} and data["summary"]["posix"] > 0
-    with Store(str(tmp_path / "r.db")) as store:
-        assert store.get_run(data["run_id"]).kind == "perturb"
+    prompt = data["prompts"][0]
+    assert prompt["original"]["top1"]["text"] == " Paris"
+    assert prompt["original"]["top1"]["model_prob"] == pytest.approx(0.7725, abs=2e-3)
+    assert {v["variant"]["name"] for v in prompt["variants"]} == {"punct.question", "case.lower"} and prompt["posix"]["psi"] > 0
+    for v in prompt["variants"]:
+        assert 0 <= v["tv"]["low"] <= v["tv"]["value"] <= v["tv"]["high"] <= 1 and v["js_model"] > 0
+    assert td.load_run(data["run_id"], db=db).to_dict() == data

@@ -63,8 +63,8 @@ def test_killed_server_keeps_samples_and_resume_completes_them(  # type: ignore[
     batches: list[int] = []
     add_samples = Store.add_samples
 
-    def add_then_kill(self, run_id, samples):  # type: ignore[no-untyped-def]
-        add_samples(self, run_id, samples)
+    def add_then_kill(self, run_id, samples, results=None):  # type: ignore[no-untyped-def]
+        add_samples(self, run_id, samples, results)
         batches.append(len(samples))
         if len(batches) == 2:  # two batches (of --concurrency 2) are stored: kill the server
             server.stop()
@@ -80,6 +80,7 @@ def test_killed_server_keeps_samples_and_resume_completes_them(  # type: ignore[
             run = store.list_runs()[0]
             assert run.status == "interrupted" and 4 <= run.n_samples < 12  # requests in flight may still land
             assert f"{run.n_samples} of 12 samples are stored" in err
+            assert store.get_result(run.id, "server")["consistency"]["checked"] == run.n_samples  # the tally keeps step
 
         server = start_llamacpp_server(port=server.port)  # back, where the manifest says it is
         assert main(["sample", "--resume", run.id, "--json", "--db", killed]) == 0

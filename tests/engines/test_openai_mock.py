@@ -198,6 +198,20 @@ def test_wrong_model_name_from_model_list() -> None:
         e.generate("hi", GREEDY, seed=0, sample_id=0)
 
 
+def test_no_model_name_takes_the_one_model_served() -> None:
+    server = Server()
+    e = OpenAIEngine(None, base_url=BASE, transport=httpx.MockTransport(server))
+    assert e.model_id == "smollm2-135m" and e.describe()["model"] == "smollm2-135m"
+    e.generate("hi", GREEDY, seed=0, sample_id=0)
+    assert server.bodies()[0]["model"] == "smollm2-135m"
+    several = {"object": "list", "data": [{"id": "a"}, {"id": "b"}]}
+    with pytest.raises(ParameterError, match=r"serves several models \(a, b\): choose one, e.g. model='a'") as caught:
+        OpenAIEngine(None, base_url=BASE, transport=httpx.MockTransport(Server(models=several)))
+    assert caught.value.param == "model"
+    with pytest.raises(ParameterError, match="does not list its models"):
+        OpenAIEngine(None, base_url=BASE, transport=httpx.MockTransport(Server(models=None)))
+
+
 def test_wrong_model_name_from_error_body() -> None:
     server = Server([(404, {"error": {"message": "The model `gpt-17` does not exist."}})], models=None)
     e = engine(server)

@@ -1,4 +1,4 @@
-"""Agreement over a prompt set: TARr@N and TARa@N on a FakeEngine."""
+"""Agreement over a prompt set: TARr@N and TARa@N on a FakeEngine, through `td.agreement`."""
 
 from __future__ import annotations
 
@@ -6,20 +6,16 @@ import json
 
 import pytest
 
+import tokendice as td
 from tokendice.errors import ParameterError
-from tokendice.experiments.audit.controls import Setup
-from tokendice.experiments.audit.providers import FixedProvider
-from tokendice.experiments.audit.agreement import run_agreement
 from tokendice.inputs import read_prompts
-from tokendice.params import SamplingParams
-from tests.experiments.test_audit import GREEDY, batch_noise, fake
+from tests.experiments.test_audit import GREEDY, batch_noise, fake, quiet_machine  # noqa: F401  (autouse)
 
 PROMPTS = ["x", "xx", "xxx"]
 
 
 def agree(noise=None, batch_size=1, **kw):
-    setup = Setup(engine="fake", batch_size=batch_size)
-    return run_agreement(FixedProvider(fake(noise)), PROMPTS, GREEDY, repeats=3, setup=setup, **kw)
+    return td.agreement(PROMPTS, engine=fake(noise), params=GREEDY, repeats=3, batch_size=batch_size, save=False, **kw)
 
 
 def test_batch_one_agrees_everywhere():
@@ -35,10 +31,11 @@ def test_rotating_batches_break_raw_agreement_but_not_a_coarse_answer():
     report = agree(batch_noise(2), batch_size=2, answer_regex=r"ab([cd])")
     assert report.tarr == 0.0 and report.tara == 0.0
     assert all(p.first_divergence == 2 and p.unique_outputs == 2 for p in report.prompts)
+    assert [p.answers for p in report.prompts] == [["d", "c"], ["d", "c"], ["c", "d"]]
     coarse = agree(batch_noise(2), batch_size=2, answer_regex=r"^(ab)")
     assert coarse.tarr == 0.0 and coarse.tara == 1.0
     d = coarse.to_dict()
-    assert d["tarr_at_3"] == 0.0 and d["tara_at_3"] == 1.0 and d["batch_size"] == 2
+    assert d["kind"] == "audit_prompts" and d["tarr_at_3"] == 0.0 and d["tara_at_3"] == 1.0 and d["batch_size"] == 2
 
 
 def test_samples_are_one_per_prompt_and_repeat():
@@ -47,9 +44,20 @@ def test_samples_are_one_per_prompt_and_repeat():
 
 
 def test_sampling_with_the_same_seed_agrees():
-    params = SamplingParams(temperature=1.0, max_new_tokens=6)
-    report = run_agreement(FixedProvider(fake()), PROMPTS, params, repeats=3, setup=Setup(engine="fake", batch_size=3))
+    report = td.agreement(PROMPTS, engine=fake(), repeats=3, batch_size=3, temperature=1.0, max_new_tokens=6, save=False)
     assert report.tarr == 1.0
+
+
+def test_stored_with_its_prompts_and_samples(tmp_path):
+    from tokendice.store import Store
+
+    db = str(tmp_path / "r.db")
+    report = td.agreement(PROMPTS, engine=fake(batch_noise(2)), params=GREEDY, repeats=2, batch_size=2, db=db)
+    with Store(db) as store:
+        run = store.get_run(report.run_id)
+        assert run.kind == "audit" and run.status == "complete" and run.prompt == "(3 prompts) x"
+        assert (run.manifest["mode"], run.manifest["prompts"], run.manifest["controls"]["batch_size"]) == ("prompts", PROMPTS, 2)
+        assert len(store.samples(run.id)) == 6
 
 
 def test_bad_inputs(tmp_path):

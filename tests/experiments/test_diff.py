@@ -1,15 +1,18 @@
-"""tokendice diff: stored runs, samples and trace files that fork at a known step."""
+"""td.diff: stored runs, samples and trace files that fork at a known step."""
 
 from __future__ import annotations
 
 import pytest
 
+import tokendice as td
 from tokendice.engines.fake import FakeEngine
 from tokendice.errors import ParameterError, StoreError
-from tokendice.experiments.compare.diff import diff, diff_sides, load_side
-from tokendice.experiments.trace.trace import run_trace
-from tokendice.params import SamplingParams
+from tokendice.experiments.compare.diff import diff_sides, load_side
 from tokendice.store import SampleRecord, Store
+
+
+def diff(a, b, store):
+    return td.diff(a, b, db=store.path)
 
 
 def sample(tokens, logprobs, sample_id=0, prompt_index=0):
@@ -66,7 +69,7 @@ VOCAB = ["<eos>", "x", "a", "b", "c"]
 def _trace(c_wins: bool):
     tail = {"b": 0.4, "c": 0.6} if c_wins else {"b": 0.6, "c": 0.4}
     engine = FakeEngine.from_table(VOCAB, {(): {"a": 1.0}, ("a",): tail, ("a", "b"): {"<eos>": 1.0}, ("a", "c"): {"<eos>": 1.0}})
-    return run_trace(engine, "x", SamplingParams(do_sample=False, max_new_tokens=4), top=3)
+    return td.trace("x", engine=engine, do_sample=False, max_new_tokens=4, top=3, save=False)
 
 
 def test_traces_show_both_top_lists_at_the_divergence(store, tmp_path):

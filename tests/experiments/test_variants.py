@@ -7,7 +7,17 @@ import json
 import pytest
 
 from tokendice.errors import ParameterError
-from tokendice.experiments.perturb.variants import GENERATORS, KINDS, UserVariant, apply, default_names, make_variants, read_variants_file
+from tokendice.experiments.perturb.variants import (
+    GENERATORS,
+    KINDS,
+    UserVariant,
+    apply,
+    default_names,
+    make_variants,
+    parse_names,
+    read_variants_file,
+    user_variants_of,
+)
 
 PROMPT = "The capital of France is"
 
@@ -122,3 +132,37 @@ def test_every_builtin_is_named_kind_dot_what():
     for name, generator in GENERATORS.items():
         kind, what = name.split(".")
         assert kind in KINDS and what and generator.description
+
+
+def test_a_binary_or_non_utf8_variants_file_is_one_line(tmp_path):
+    binary = tmp_path / "v.bin"
+    binary.write_bytes(b"{p}\x00\x01")
+    with pytest.raises(ParameterError, match="is a binary file, not text") as refused:
+        read_variants_file(str(binary))
+    assert refused.value.param == "user_variants"
+    latin = tmp_path / "v.txt"
+    latin.write_bytes("Qu\xe9: {p}\n".encode("latin-1"))
+    with pytest.raises(ParameterError, match=r"is not UTF-8 text \(byte 2 is not valid\)"):
+        read_variants_file(latin)
+    with pytest.raises(ParameterError, match="cannot read variants file"):
+        read_variants_file(str(tmp_path))  # a directory
+
+
+def test_user_variants_as_the_api_takes_them(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_text("Q: {p}\n")
+    assert user_variants_of(path) == user_variants_of(str(path)) == [UserVariant("user.1", "Q: {p}")]
+    assert user_variants_of(["{p}?", UserVariant("mine", "x {p}")]) == [UserVariant("user.1", "{p}?"), UserVariant("mine", "x {p}")]
+    assert user_variants_of(()) == []
+    for bad, needle in [(3, "must be a path"), ([""], r"user_variants\[0\]"), ([UserVariant("case.lower", "{p}")], "already taken")]:
+        with pytest.raises(ParameterError, match=needle):
+            user_variants_of(bad)
+
+
+def test_names_and_kinds_as_lists_or_comma_separated():
+    assert parse_names("case.lower, punct.question") == parse_names(["case.lower", "punct.question"]) == ["case.lower", "punct.question"]
+    assert parse_names(None) is None
+    with pytest.raises(ParameterError, match="kinds must name at least one variant kind"):
+        parse_names(" , ", "kinds")
+    with pytest.raises(ParameterError, match="did you mean 'case.lower'"):
+        apply("case.lowr", PROMPT, False)

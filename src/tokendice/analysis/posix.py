@@ -11,9 +11,20 @@ template, a paraphrase). For N variants x_1..x_N with responses y_1..y_N
 with L_{y_j} the number of tokens of y_j, so that long responses do not
 dominate. psi = 0 when every variant assigns each response the same
 likelihood; it grows as the variants disagree. POSIX over a data set of
-prompt sets is the mean psi. (The authors' released code divides by the
-generation limit `max_new_tokens` rather than each response's length; pass
-that limit as every length to reproduce it.)
+prompt sets is the mean psi.
+
+tokendice follows this formula, as the paper writes it. The authors' released
+code (github.com/kowndinya-renduchintala/POSIX, `prompt_sensitivity_index/
+posix.py`, commit 96077d0) computes something else in two ways. Its matrix has
+the same layout (row i = prompt x_i, column j = response y_j), but its term for
+(i, j) is |log P(y_i | x_j) - log P(y_j | x_j)|: two responses scored under one
+prompt, where the paper's is |log P(y_j | x_i) - log P(y_j | x_j)|: one response
+scored under two prompts. And it divides every term by the generation limit
+`max_new_tokens`, not by the response's length. Passing that limit as every
+length reproduces only the second difference; the released number is
+`posix_index(matrix.T, [max_new_tokens] * N)`: the transposed matrix as well.
+The two differ on any matrix that is not symmetric in this sense (one measured
+run: 2.048 with the lengths alone, 2.059 by the released code).
 """
 
 from __future__ import annotations

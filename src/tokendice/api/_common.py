@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence, Union
 
 from tokendice.engines.base import Engine
-from tokendice.engines.spec import EngineSpec, suggest
+from tokendice.engines.spec import ENGINE_KINDS, EngineSpec, suggest
 from tokendice.errors import ParameterError
 from tokendice.inputs import check_prompt
 from tokendice.params import SAMPLING_FIELDS, SamplingParams
@@ -31,6 +31,11 @@ def sampler(fn: Callable[..., Any], params: SamplingParams | None, sampling: dic
     if unknown:
         own = [p for p in inspect.signature(fn).parameters if p not in ("sampling", "kwargs")]
         name = unknown[0]
+        if any(kind.takes(name) for kind in ENGINE_KINDS.values()):
+            raise ParameterError(
+                f"{fn.__name__}() got an unexpected keyword {name!r}: engine options go in the engine's spec, "
+                f"e.g. engine=EngineSpec('hf', {name}=...)", param=name,
+            )
         raise ParameterError(
             f"{fn.__name__}() got an unexpected keyword {name!r}{suggest(name, [*SAMPLING_FIELDS, *own])}", param=name
         )
@@ -78,9 +83,12 @@ def forget_engines() -> None:
 
 
 def preflight(engine: EngineSpec | Engine, prompts: Sequence[str], chat: bool, max_new_tokens: int) -> None:
-    """Check the context length before the model loads, where that is possible cheaply: the
-    transformers engine on a model that is here (its config and tokenizer load in a moment)."""
-    if not isinstance(engine, EngineSpec) or engine.engine != "hf":
+    """Check, before the model loads, that it is here, and the context length where that is cheap:
+    the transformers engine on a model that is here (its config and tokenizer load in a moment)."""
+    if not isinstance(engine, EngineSpec):
+        return
+    engine.check_model()
+    if engine.engine != "hf":
         return
     from tokendice.engines.catalog import context_length, local_dir
 
@@ -150,3 +158,9 @@ def store_context(save: Any, db: Any) -> Any:
     """`with store_context(save, db) as store:` the open store, or None when not saving."""
     store = open_store(save, db)
     return store if store is not None else _NoStore()
+
+
+def check_progress(progress: Any) -> None:
+    """`progress` is None (shown when someone watches), True, False, or a callable(units, label)."""
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise ParameterError(f"progress must be None, True, False or a callable(units, label), got {progress!r}", param="progress")

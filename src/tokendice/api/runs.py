@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
+from tokendice.api._registry import LOADERS, RESUMERS
 from tokendice.errors import ParameterError, StoreError
 from tokendice.experiments.results import Result
 from tokendice.experiments.catalog.runs import RunInfo, RunList
 from tokendice.params import require_int
 from tokendice.store import Store
-from tokendice.store.records import RunRecord
-
-Loader = Callable[[Store, RunRecord], Result]
-_LOADERS: dict[str, Loader] = {}
-_RESUMERS: dict[str, Callable[..., Result]] = {}
-
-
-def loads(kind: str) -> Callable[[Loader], Loader]:
-    """Register how runs of `kind` are read back as results (each API module registers its kinds)."""
-
-    def register(fn: Loader) -> Loader:
-        _LOADERS[kind] = fn
-        return fn
-
-    return register
-
-
-def resumes(kind: str) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
-    """Register how an interrupted run of `kind` is finished (`resume`)."""
-
-    def register(fn: Callable[..., Result]) -> Callable[..., Result]:
-        _RESUMERS[kind] = fn
-        return fn
-
-    return register
-
 
 def _registered() -> None:
     """Import the API modules, which register their loaders and resumers."""
@@ -47,27 +22,29 @@ def load_run(run_id: str, *, db: str | None = None) -> Result:
     _registered()
     with Store(db) as store:
         record = store.get_run(run_id)
-        loader = _LOADERS.get(record.kind)
+        loader = LOADERS.get(record.kind)
         if loader is None:
             raise StoreError(f"run {record.id} is of kind {record.kind!r}, which tokendice cannot read back")
         return loader(store, record)
 
 
-def resume(run_id: str, *, db: str | None = None, progress: Any = None, **settings: Any) -> Result:
+def resume(run_id: str, *, kind: str | None = None, db: str | None = None, progress: Any = None, **settings: Any) -> Result:
     """Finish an interrupted run with the settings it was made with.
 
     Every setting that decides results (engine, model, dtype, threads, the sampler, seed,
     method, batch size, ...) comes from the run's manifest: giving one that differs is a
     ParameterError naming the setting and both values. Settings that only decide
     transport (timeout, max_retries, concurrency, base_url, api_key_env) may be given
-    anew and apply.
+    anew and apply. `kind` ("sample", "perturb"): refuse a run of another kind.
     """
     _registered()
     with Store(db) as store:
         record = store.get_run(run_id)
-    resumer = _RESUMERS.get(record.kind)
+    if kind is not None and record.kind != kind:
+        raise ParameterError(f"run {record.id} is a {record.kind} run, not a {kind} run", param="run_id")
+    resumer = RESUMERS.get(record.kind)
     if resumer is None:
-        kinds = ", ".join(sorted(_RESUMERS))
+        kinds = ", ".join(sorted(RESUMERS))
         raise ParameterError(f"run {record.id} is a {record.kind} run; runs that can be resumed: {kinds}", param="run_id")
     return resumer(record.id, db=db, progress=progress, **settings)
 

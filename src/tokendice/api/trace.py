@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from tokendice.api._common import EngineArg, check_context, engine_spec, load, preflight, sampler, store_context
-from tokendice.api.runs import loads
+from tokendice.api._registry import loads
 from tokendice.errors import StoreError
 from tokendice.experiments.decoding.prompting import encode_prompt
 from tokendice.experiments.trace.blackbox import BlackBoxTrace, run_blackbox_trace, store_blackbox_trace

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def in_flags(exc: TokendiceError, parser: argparse.ArgumentParser) -> str:
     """The message with API keywords written as the CLI's flags: `top_p` -> `--top-p`,
-    `rng='per-sample'` -> `--rng per-sample`, `chat=True` -> `--chat`."""
+    `rng='per-sample'` -> `--rng per-sample`, `chat=True` -> `--chat`, `chat=False` -> `no --chat`."""
     message = str(exc)
     flags = _flags(parser)
     param = getattr(exc, "param", None) if isinstance(exc, ParameterError) else None
@@ -78,30 +78,40 @@ def in_flags(exc: TokendiceError, parser: argparse.ArgumentParser) -> str:
         name, value = m.group(1), m.group(3)
         if name not in flags:
             return m.group(0)
-        if value == "True":
-            return flags[name]
-        return f"{flags[name]} {value}"
+        flag, sets = flags[name]
+        if sets is None:
+            return f"{flag} {value}"
+        if value in ("True", "False"):
+            return flag if value == str(sets) else f"no {flag}"
+        return m.group(0)
 
     message = re.sub(r"\b([a-z_]+)=(['\"]?)([^'\",;:)\s]+)\2", keyword_value, message)
     if param in flags:
-        quoted = re.sub(rf"'{re.escape(param)}'", flags[param], message, count=1)
-        message = quoted if quoted != message else re.sub(rf"(?<![-\w]){re.escape(param)}(?![\w=])", flags[param], message, count=1)
+        flag = flags[param][0]
+        quoted = re.sub(rf"'{re.escape(param)}'", flag, message, count=1)
+        message = quoted if quoted != message else re.sub(rf"(?<![-\w]){re.escape(param)}(?![\w=])", flag, message, count=1)
     return message
 
 
-def _flags(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """API keyword -> the long flag that sets it, over every command."""
-    found: dict[str, str] = {}
+INVERTED = {"do_sample": ("--greedy", False), "stop_at_eos": ("--no-stop", False)}
+"""Keywords whose flag has another name: --greedy means do_sample=False."""
+
+
+def _flags(parser: argparse.ArgumentParser) -> dict[str, tuple[str, bool | None]]:
+    """API keyword -> (the long flag that sets it, the value a flag without an argument sets, else None)."""
+    found: dict[str, tuple[str, bool | None]] = dict(INVERTED)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                found.update(_flags(child))
+                for dest, value in _flags(child).items():
+                    found.setdefault(dest, value)
         elif action.option_strings:
             long = [o for o in action.option_strings if o.startswith("--")]
             if long and action.dest not in found:
-                found[action.dest] = long[0]
+                sets = action.const if isinstance(action.const, bool) and action.nargs == 0 else None
+                found[action.dest] = (long[0], sets)
     found.pop("help", None)
-    found.setdefault("n", "-n")
+    found.setdefault("n", ("-n", None))
     return found
 
 

@@ -3,106 +3,96 @@
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
+import warnings
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Iterator
 
-from tokendice.cli._legacy import add_model_args, add_sampling_args, params_from_args, progress_enabled, rng_from_args
+from tokendice.cli.common import (
+    add_model_args, add_sampling_args, add_store_args, engine_from_args, given, random_keywords, sampling_keywords,
+)
+from tokendice.engines.spec import EngineSpec
 from tokendice.errors import ParameterError
 
 HELP = "run one request under a matrix of conditions (batch, dtype, threads, KV cache, attention, engines) and say what changes the output"
 GROUPS_HELP = "baseline, batch, dtype, threads, kv_cache, attention, engines, or all (default all; the baseline always runs)"
+SERVER_FLAGS = ("base_url", "api_key_env", "timeout", "max_retries", "concurrency")
+"""With a white-box --engine, these describe an OpenAI-compatible server for the engines condition."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help=HELP, description=HELP)
     p.add_argument("prompt", nargs="?", help="the prompt text (or --prompts FILE)")
-    p.add_argument("--repeats", "-r", type=int, default=5, help="runs per condition, or per prompt with --prompts (default 5)")
+    p.add_argument("--repeats", "-r", type=int, default=None, help="runs per condition, or per prompt with --prompts (default 5)")
     p.add_argument("--conditions", "-c", default=None, metavar="LIST", help=f"comma-separated condition groups: {GROUPS_HELP}")
-    p.add_argument("--batch-sizes", default="1,2,8,32", metavar="LIST", help="batch sizes of the batch condition (default 1,2,8,32)")
-    p.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms and a fixed thread count for every run")
+    p.add_argument("--batch-sizes", default=None, metavar="LIST", help="batch sizes of the batch condition (default 1,2,8,32)")
+    p.add_argument("--deterministic", action="store_true", default=None, help="torch deterministic algorithms for every run")
     g = p.add_argument_group("agreement over a prompt set (Atil et al. 2024)")
     g.add_argument("--prompts", metavar="FILE", help="one prompt per line (or JSONL): report TARr@N and TARa@N over them")
     g.add_argument("--answer-regex", metavar="RE", help="extract each output's answer (first group, else the match) for TARa@N")
-    g.add_argument("--batch-size", type=int, default=1, help="with --prompts: decode this many prompts together, left-padded (default 1)")
+    g.add_argument("--batch-size", type=int, default=None, help="with --prompts: decode this many prompts together, left-padded (default 1)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
-    p.add_argument("--db", default=None, help="run store (default $TOKENDICE_DB or the user data directory)")
     add_sampling_args(p)
     add_model_args(p)
+    add_store_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    params = params_from_args(args)
-    rng = rng_from_args(args)
-    if args.repeats < 1:
-        raise ParameterError(f"repeats must be >= 1, got {args.repeats}")
+    from tokendice import api
+    from tokendice.inputs import read_prompts
+
     if (args.prompt is None) == (args.prompts is None):
         raise ParameterError("give a prompt or --prompts FILE (one of the two)")
-    if args.prompts is None and args.answer_regex is not None:
-        raise ParameterError("--answer-regex goes with --prompts FILE")
-    if args.batch_size < 1:
-        raise ParameterError(f"batch size must be >= 1, got {args.batch_size}")
-    from tokendice.experiments.audit.controls import parse_groups
-
-    parse_groups(args.conditions)
-    sizes = _sizes(args.batch_sizes)
-    if args.prompts is not None and not os.path.isfile(os.path.expanduser(args.prompts)):
-        raise ParameterError(f"prompts file not found: {args.prompts}")
-    if args.answer_regex is not None:
-        try:
-            re.compile(args.answer_regex)
-        except re.error as exc:
-            raise ParameterError(f"answer regex {args.answer_regex!r} is not a valid regular expression: {exc}") from exc
-    from tokendice import api
-
-    common = dict(
-        model=args.model, engine=args.engine, repeats=args.repeats, seed=rng.seed, rng=rng.mode,
-        deterministic=args.deterministic, dtype=args.dtype, threads=args.threads, chat=args.chat, params=params,
-        engine_options=_engine_options(args), db=args.db,
-    )
-    if args.threads is None:
-        _warn_if_busy()
-    with progress_bar(progress_enabled(args)) as progress:
+    if args.prompts is None:
+        _only_with(args, "--prompts FILE", answer_regex="--answer-regex", batch_size="--batch-size")
+    else:
+        _only_with(args, "a prompt, not with --prompts", conditions="--conditions", batch_sizes="--batch-sizes")
+    sizes = {"batch_sizes": _sizes(args.batch_sizes)} if args.batch_sizes is not None else {}
+    engine, others = _engines(args)
+    common: dict[str, Any] = {
+        "engine": engine, "db": args.db, "progress": False if args.json else None,
+        **given(args, "repeats", "deterministic"), **random_keywords(args), **sampling_keywords(args),
+    }
+    with _notes_on_stderr():
         if args.prompts is not None:
-            from tokendice.experiments.audit.agreement import read_prompts
-
-            report = api.agreement(read_prompts(args.prompts), answer_regex=args.answer_regex,
-                                   batch_size=args.batch_size, progress=progress, **common)
+            result: Any = api.agreement(read_prompts(args.prompts), **given(args, "answer_regex", "batch_size"), **common)
         else:
-            report = api.audit(args.prompt, conditions=args.conditions, batch_sizes=sizes,
-                               base_url=args.base_url, progress=progress, **common)
+            try:
+                result = api.audit(args.prompt, **given(args, "conditions"), **sizes, **others, **common)
+            except ParameterError as exc:
+                if exc.param == "others":
+                    raise ParameterError("--base-url is a server for the engines condition, which --conditions leaves out: add engines") from None
+                raise
     if args.json:
-        import json
-
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        print(result.to_json())
         return 0
-    from tokendice.render.audit_terminal import print_agreement, print_audit
+    from tokendice.render.terminal import make_console, print_result
 
-    (print_agreement if args.prompts is not None else print_audit)(report)  # type: ignore[operator]
-    print(f"stored as run {report.run_id}")
+    console = make_console()
+    print_result(result, console, notes=False)  # the notes went to stderr as they came
+    console.print(f"stored as run {result.run_id}")
     return 0
 
 
-def _warn_if_busy() -> None:
-    """All-thread runs crawl when other processes hold the cores; say so, and what helps."""
-    try:
-        load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    except (AttributeError, OSError):
-        return
-    if cores > 1 and load > cores:
-        print(f"tokendice: note: this machine is busy (load {load:.1f} on {cores} cores): runs on all threads will be slow; "
-              "--threads 1 makes the audit several times faster", file=sys.stderr)
+def _only_with(args: argparse.Namespace, where: str, **flags: str) -> None:
+    for name, flag in flags.items():
+        if getattr(args, name) is not None:
+            raise ParameterError(f"{flag} goes with {where}")
 
 
-def _engine_options(args: argparse.Namespace) -> dict:
-    if args.engine == "hf":
-        return {"trust_remote_code": True} if args.trust_remote_code else {}
-    if args.engine == "openai":
-        return {"base_url": args.base_url, "api_key_env": args.api_key_env}
-    return {}
+def _engines(args: argparse.Namespace) -> tuple[EngineSpec, dict[str, Any]]:
+    """The baseline's EngineSpec, and `others` when server flags (--base-url, ...) come with a
+    white-box engine: the server is then one of the engines condition's engines."""
+    server = given(args, *SERVER_FLAGS)
+    if (args.engine or "hf") == "openai" or not server:
+        return engine_from_args(args), {}
+    if "base_url" not in server:
+        raise ParameterError(f"--{next(iter(server)).replace('_', '-')} describes a server: give its --base-url too")
+    if args.chat:
+        server["endpoint"] = "chat"  # the server applies its chat template
+    baseline = argparse.Namespace(**{**vars(args), **{name: None for name in SERVER_FLAGS}})
+    return engine_from_args(baseline), {"others": [EngineSpec("openai", **server)]}
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -116,19 +106,19 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 @contextmanager
-def progress_bar(enabled: bool) -> Iterator[Callable[[int, int, str], None] | None]:
-    """A rich progress bar on stderr, or None when output is JSON or not a terminal."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _notes_on_stderr() -> Iterator[None]:
+    """Show the API's busy-machine warning as one line on stderr, when it is raised (before the runs)."""
+    from tokendice.api.audit import BusyMachineWarning
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(file=sys.stderr), transient=True) as bar:
-        task = bar.add_task("loading the model", total=None)
+    shown = warnings.showwarning
 
-        def update(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, BusyMachineWarning):
+            print(f"tokendice: note: {str(message).replace('threads=1', '--threads 1')}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
 
-        yield update
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", BusyMachineWarning)
+        warnings.showwarning = show
+        yield

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVa
 
 from tokendice.errors import EngineError, ParameterError
 from tokendice.params import SamplingParams
-from tokendice.sampling.rng import stream_hash
+from tokendice.hashing import stream_hash
 
 LOGPROB_DISTRIBUTIONS = ("raw", "temperature-scaled", "processed", "unknown")
 """Which distribution a server's logprobs come from: softmax of the raw logits,

@@ -64,3 +64,16 @@ def context_length(directory: Path) -> int | None:
         return None
     value = config.get("max_position_embeddings") if isinstance(config, dict) else None
     return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def why_not_here(model: str | None) -> str | None:
+    """Why a transformers model cannot load here without a download, or None when it can."""
+    if is_embedded(model) or local_dir(model) is not None:
+        return None
+    path = Path(str(model)).expanduser()
+    if path.exists():
+        return f"{model}: not a transformers model directory (no config.json)"
+    if str(model).startswith((".", "/", "~")) or str(model).count("/") > 1:
+        return f"model path not found: {model}"
+    return (f"model {model!r} is neither a local directory nor in the Hugging Face cache, and tokendice downloads "
+            f"nothing; available here: {available_names()}")

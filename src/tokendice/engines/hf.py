@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import copy
 import inspect
-import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from tokendice.engines.base import EngineState, as_rows, as_token_matrix, left_pad
-from tokendice.engines.catalog import available_names, local_dir
+from tokendice.engines.catalog import why_not_here
 from tokendice.engines.embedded import DEFAULT_MODEL, ensure_converted, is_embedded
 from tokendice.engines.quiet import quiet_third_party
 from tokendice.engines.spec import DTYPES, HF
@@ -28,6 +26,7 @@ from tokendice.engines.threads import default_threads
 from tokendice.errors import ModelNotFoundError, ParameterError
 
 TORCH_DTYPES = {name: getattr(torch, name) for name in DTYPES}
+default_threads()  # torch's own count, remembered before any engine sets another
 
 
 class HFTokenizer:
@@ -217,24 +216,15 @@ class _HFPayload:
 
 def _resolve(model: str | None) -> str:
     """A local directory to load: the embedded model (converted on first use), a directory, or a
-    hub id already in the local Hugging Face cache. Nothing is downloaded: an id that is not
-    cached fails at once, naming the models that are available."""
+    hub id already in the local Hugging Face cache. Nothing is downloaded: a model that is not
+    here fails at once, naming the models that are."""
     if is_embedded(model):
         with quiet_third_party():
             return str(ensure_converted(model or DEFAULT_MODEL))
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"{model}: not a transformers model directory (no config.json)")
-        return str(path)
-    if model.startswith((".", "/", "~")) or os.sep in model and model.count("/") > 1:
-        raise ModelNotFoundError(f"model path not found: {model}")
-    if local_dir(model) is None:
-        raise ModelNotFoundError(
-            f"model {model!r} is neither a local directory nor in the Hugging Face cache, and tokendice downloads "
-            f"nothing; available here: {available_names()}"
-        )
-    return model
+    problem = why_not_here(model)
+    if problem:
+        raise ModelNotFoundError(problem)
+    return str(model)
 
 
 def _first_line(exc: BaseException) -> str:

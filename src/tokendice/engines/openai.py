@@ -196,8 +196,9 @@ class OpenAIEngine:
             ids = [str(e.get("id")) for e in entries]
             if not self.model_id:
                 if len(ids) != 1:
-                    served = f"it serves {', '.join(ids)}" if ids else "it does not list its models (GET /models)"
-                    raise ParameterError(f"the openai engine needs model= (the name the server serves): {served}", param="model")
+                    served = f"serves several models ({', '.join(ids)}): choose" if ids else "does not list its models (GET /models): name"
+                    example = repr(ids[0]) if ids else "'NAME'"
+                    raise ParameterError(f"{self.base_url} {served} one, e.g. model={example}", param="model")
                 self.model_id = ids[0]
             if entries and self.model_id not in ids:
                 raise ServerError(

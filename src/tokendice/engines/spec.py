@@ -207,7 +207,9 @@ class EngineSpec:
         return {o.name: self.options.get(o.name, o.default) for o in self.kind.options if o.decides_results}
 
     def key(self) -> tuple[Any, ...]:
-        return (self.engine, self.model, tuple(self.options.items()))
+        """What identifies a loaded engine: defaults filled in, so EngineSpec("hf") and
+        EngineSpec("hf", dtype="float32") share one."""
+        return (self.engine, self.model, tuple((o.name, self.options.get(o.name, o.default)) for o in self.kind.options))
 
     def __hash__(self) -> int:
         return hash(self.key())
@@ -223,6 +225,23 @@ class EngineSpec:
         parts = [repr(self.engine)] + ([f"model={self.model!r}"] if self.model else [])
         parts += [f"{k}={v!r}" for k, v in self.options.items()]
         return f"EngineSpec({', '.join(parts)})"
+
+    def check_model(self) -> None:
+        """Fail at once, before anything loads, when the model is not here: a transformers id that
+        is neither a directory nor in the Hugging Face cache, a GGUF path that does not exist."""
+        from tokendice.errors import ModelNotFoundError
+
+        if self.engine == "hf":
+            from tokendice.engines.catalog import why_not_here
+
+            problem = why_not_here(self.model)
+            if problem:
+                raise ModelNotFoundError(problem)
+        elif self.engine == "llamacpp" and self.model is not None and not os.path.isfile(os.path.expanduser(self.model)):
+            from tokendice.engines.embedded import is_embedded
+
+            if not is_embedded(self.model):
+                raise ModelNotFoundError(f"GGUF file not found: {self.model} (the llamacpp engine takes a .gguf path)")
 
     def load(self) -> Any:
         """The loaded engine (heavy libraries are imported here)."""

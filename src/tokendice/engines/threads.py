@@ -1,11 +1,13 @@
 """How many CPU threads an engine uses, and why that number is part of a run's settings.
 
-torch splits matrix products across its threads, and the split changes how sums
-are rounded: the same seed can give different samples with 1 and with 2 threads
-(measured on the embedded model: README, "What makes samples repeat"). So the
-thread count is a setting like the dtype: the default is fixed for a machine
-(torch's default, its physical cores, never the load of the moment), every run
-records it, and `resume` and `audit` reuse it.
+torch splits matrix products across its threads; where the split changes how sums are
+rounded, the same seed gives different samples with another thread count. On this
+project's 2-core CPU it does not (measured on the embedded model: the logits were
+bitwise equal with 1 and 2 threads, and 1,000 samples identical; README, "What makes
+samples repeat"), but other CPUs and BLAS builds split differently. So the thread
+count is a setting like the dtype: the default is fixed for a machine (torch's
+default, its physical cores, never the load of the moment), every run records it,
+and `resume` and `audit` reuse it.
 
 The default is also the fastest on an idle machine, and slow on a busy one: torch's
 threads meet at the end of every parallel operation, so when another process holds

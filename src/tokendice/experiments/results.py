@@ -8,8 +8,9 @@ each a `Result`:
   give the same dict, timing fields aside.
 - `to_json()`; `to_dataframe()`: pandas, long form, one row per `rows()` entry, with
   the columns `COLUMNS` (documented in the README).
-- `_repr_html_()`: the notebook view. Views are drawn by `tokendice.render`, which
-  registers itself here (`set_html_view`): experiments compute, views draw.
+- `_repr_html_()`: the notebook view; `save_html(path)`: the same as a self-contained page.
+  Views are drawn by `tokendice.render`, which registers itself here (`set_views`):
+  experiments compute, views draw.
 - `repr()`: one line: what it is, the prompt, the headline numbers.
 """
 
@@ -23,12 +24,13 @@ from typing import Any, Callable, ClassVar, TypeVar
 R = TypeVar("R", bound="Result")
 
 _html_view: Callable[[Result], str] | None = None
+_page_writer: Callable[[list[Result], Any], Any] | None = None
 
 
-def set_html_view(view: Callable[[Result], str]) -> None:
-    """Install the function that draws a result as HTML (tokendice.render does, on import)."""
-    global _html_view
-    _html_view = view
+def set_views(html: Callable[[Result], str], page: Callable[[list[Result], Any], Any]) -> None:
+    """Install the functions that draw results as HTML (the package root does, from tokendice.render)."""
+    global _html_view, _page_writer
+    _html_view, _page_writer = html, page
 
 
 class Result:
@@ -78,6 +80,16 @@ class Result:
         if _html_view is None:
             return f"<pre>{escape(repr(self))}</pre>"
         return _html_view(self)
+
+    def save_html(self, path: Any) -> Any:
+        """Write this result as one self-contained HTML page (opens offline; fetches nothing).
+        Returns the path written."""
+        from tokendice.inputs import check_output_path
+
+        target = check_output_path(path, "path")
+        if _page_writer is None:  # pragma: no cover - the package root installs it
+            raise RuntimeError("tokendice.render is not installed")
+        return _page_writer([self], target)
 
 
 def clip(text: str, width: int = 60) -> str:

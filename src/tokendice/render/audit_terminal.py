@@ -1,20 +1,18 @@
-"""Render determinism audits, prompt-set agreement and diffs in the terminal with rich."""
+"""Render determinism audits and prompt-set agreement in the terminal with rich."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tokendice.experiments.audit.audit import AuditReport, ConditionResult
 from tokendice.experiments.audit.agreement import AgreementReport
-from tokendice.render.text import logprob, prob, show_token
-from tokendice.render.terminal import make_console
-
-
+from tokendice.experiments.audit.report import AuditReport, ConditionResult
+from tokendice.render.registry import renderer
+from tokendice.render.text import show_token
 
 def _num(x: float | None, fmt: str = ".2g") -> str:
     return "-" if x is None else ("0" if x == 0 else format(x, fmt))
@@ -30,13 +28,18 @@ def _style(c: ConditionResult) -> str:
 
 def _setup_words(setup: dict[str, Any]) -> str:
     n = setup["threads"]
-    threads = f"all {n} threads" if setup.get("all_threads") else f"{n} thread{'' if n == 1 else 's'}"
+    threads = f"{n} thread{'' if n == 1 else 's'}"
+    if setup.get("threads_default", setup.get("all_threads")):  # all_threads: reports of earlier versions
+        threads += " (torch's default)"
     cache = "KV cache on" if setup["kv_cache"] else "KV cache off"
     det = ", deterministic algorithms" if setup.get("deterministic") else ""
     return f"{setup['engine']}, batch {setup['batch_size']}, {setup['dtype']}, {threads}, {cache}, {setup['attention']}{det}"
 
 
-def audit_renderable(report: AuditReport) -> Group:
+@renderer("audit")
+def audit_renderable(report: AuditReport, notes: bool = True, **options: Any) -> Group:
+    """The report: header, baseline, one row per condition, where runs fork, the summary and
+    recipe; `notes=False` leaves out the notes (the CLI printed them on stderr already)."""
     sampler = "greedy" if report.params.get("do_sample") is False or report.params.get("temperature") == 0 else f"seed {report.seed} · rng {report.rng}"
     run = f" · run {report.run_id}" if report.run_id else ""
     header = Text.from_markup(
@@ -70,7 +73,7 @@ def audit_renderable(report: AuditReport) -> Group:
     if details:
         parts.append(Text("where runs fork (margin: the baseline's top-1 minus top-2 model log-prob there):\n"
                           + "\n".join(details)))
-    parts.append(_summary(report))
+    parts.append(_summary(report, notes))
     return Group(*parts)
 
 
@@ -90,7 +93,7 @@ def _divergence_line(c: ConditionResult, run_id: str | None) -> str:
     return line
 
 
-def _summary(report: AuditReport) -> Text:
+def _summary(report: AuditReport, notes: bool) -> Text:
     s = report.summary
     out = Text()
     if not s["baseline_reproducible"]:
@@ -108,11 +111,15 @@ def _summary(report: AuditReport) -> Text:
         out.append("; ".join(f"{k} ({v})" for k, v in s["not_tested"].items()), style="dim")
     out.append("\nrecipe: ", style="bold")
     out.append(s["recipe"])
+    for note in report.notes if notes else ():
+        out.append(f"\nnote: {note}", style="dim")
     out.append(f"\n{report.wall_seconds:.0f} s in all", style="dim")
     return out
 
 
-def agreement_renderable(report: AgreementReport) -> Group:
+@renderer("audit_prompts")
+def agreement_renderable(report: AgreementReport, notes: bool = True, **options: Any) -> Group:
+    """One row per prompt, then TARr@N (and TARa@N); `notes` as in `audit_renderable`."""
     n = report.repeats
     run = f" · run {report.run_id}" if report.run_id else ""
     header = Text.from_markup(
@@ -133,16 +140,10 @@ def agreement_renderable(report: AgreementReport) -> Group:
     if report.tara is not None:
         line.append(f"   TARa@{n} = {report.tara:.3f}  (answers: {report.answer_regex})", style="bold")
     line.append("   share of prompts whose repeats all agree (Atil et al. 2024)", style="dim")
+    for note in report.notes if notes else ():
+        line.append(f"\nnote: {note}", style="dim")
     return Group(header, table, line)
 
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def print_audit(report: AuditReport, console: Console | None = None) -> None:
-    (console or make_console()).print(audit_renderable(report))
-
-
-def print_agreement(report: AgreementReport, console: Console | None = None) -> None:
-    (console or make_console()).print(agreement_renderable(report))

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tokendice.render.terminal import renderer
+from tokendice.render.registry import renderer
 from tokendice.render.text import logprob, prob, prob_style, show_token
 
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from tokendice.experiments.compare.compare import CompareReport, PairComparison
+from tokendice.render.registry import renderer
 from tokendice.render.text import logprob, prob, show_token
 
 
-def compare_renderable(report: Any, rows: int | None = None) -> Group:
+@renderer("compare")
+def compare_renderable(report: CompareReport, rows: int | None = None) -> Group:
     """A `CompareReport`; `rows` limits the steps shown per pair (None: all)."""
-    header = Text.from_markup(
-        f"[bold]tokendice compare[/] · {escape(' vs '.join(e['label'] for e in report.engines))}\n"
-        f"prompt: {escape(report.prompt)}\n"
-        f"continuation ({escape(report.continuation_source)}, {len(report.continuation_ids)} tokens): "
-        f"{escape(show_token(report.continuation))}"
-    )
+    header = Text.assemble(  # plain Text: a prompt's "[b]" or ":smile:" is shown as written
+        ("tokendice compare", "bold"), f" · {' vs '.join(e['label'] for e in report.engines)}\n",
+        f"prompt: {report.prompt}\n",
+        f"continuation ({report.continuation_source}, {len(report.continuation_ids)} tokens): {show_token(report.continuation)}",
+    )  # fmt: skip
     parts: list[Any] = [header]
     for pair in report.pairs:
         parts.append(_pair_table(pair, report.top_k, rows))
@@ -29,9 +30,9 @@ def compare_renderable(report: Any, rows: int | None = None) -> Group:
     return Group(*parts)
 
 
-def _pair_table(pair: Any, top_k: int, rows: int | None) -> Table:
+def _pair_table(pair: PairComparison, top_k: int, rows: int | None) -> Table:
     table = Table(
-        title=f"A = {pair.a}, B = {pair.b}: model distributions (raw logits) before each continuation token; divergences in nats",
+        title=Text(f"A = {pair.a}, B = {pair.b}: model distributions (raw logits) before each continuation token; divergences in nats"),
         title_justify="left",
         title_style="dim",
     )
@@ -44,16 +45,16 @@ def _pair_table(pair: Any, top_k: int, rows: int | None) -> Table:
     for s in shown:
         agree = "" if s.top1_agree else "bold red"
         table.add_row(
-            str(s.step), show_token(s.text), logprob(s.logprob_a), logprob(s.logprob_b), _nats(s.kl_ab), _nats(s.kl_ba), _nats(s.js),
+            str(s.step), Text(show_token(s.text)), logprob(s.logprob_a), logprob(s.logprob_b), _nats(s.kl_ab), _nats(s.kl_ba), _nats(s.js),
             Text(show_token(s.top1_a), style=agree), Text(show_token(s.top1_b), style=agree),
-            f"{s.max_logprob_diff:.4f} at {show_token(s.max_diff_token)}",
+            Text(f"{s.max_logprob_diff:.4f} at {show_token(s.max_diff_token)}"),
         )  # fmt: skip
     if len(shown) < len(pair.steps):
         table.add_row("", f"… {len(pair.steps) - len(shown)} more steps", *[""] * (len(columns) - 2))
     return table
 
 
-def _summary(pair: Any) -> str:
+def _summary(pair: PairComparison) -> str:
     s = pair.summary()
     if not s.get("steps"):
         return "no steps compared"
@@ -68,8 +69,9 @@ def _summary(pair: Any) -> str:
     )
 
 
-def _completions(pair: Any) -> Group:
+def _completions(pair: PairComparison) -> Group:
     c = pair.completions
+    assert c is not None
     if c.tv is not None:
         tv = f"total variation distance = {c.tv:.4f} (exact)"
     else:
@@ -84,7 +86,7 @@ def _completions(pair: Any) -> Group:
     table.add_column("p_A", justify="right")
     table.add_column("p_B", justify="right")
     for row in c.top:
-        table.add_row(show_token(row["text"]), prob(row["prob_a"]), prob(row["prob_b"]))
+        table.add_row(Text(show_token(row["text"])), prob(row["prob_a"]), prob(row["prob_b"]))
     return Group(line, table)
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tokendice.experiments.compare.diff import DiffReport, DiffSide
-from tokendice.render.terminal import renderer
+from tokendice.experiments.compare.diff import RunDiff, DiffSide
+from tokendice.render.registry import renderer
 from tokendice.render.text import logprob, prob, show_token
 
 DRIFT_ROWS = 30
@@ -23,9 +22,9 @@ def _num(x: float | None, fmt: str = ".2g") -> str:
 
 
 @renderer("diff")
-def diff_renderable(report: DiffReport) -> Group:
+def diff_renderable(report: RunDiff) -> Group:
     a, b = report.a, report.b
-    header = Text.from_markup(f"[bold]tokendice diff[/]\n  A: {_describe(a)}\n  B: {_describe(b)}")
+    header = Text.assemble(("tokendice diff", "bold"), f"\n  A: {_describe(a)}\n  B: {_describe(b)}")  # plain Text: no markup, no emoji codes
     parts: list[Any] = [header]
     for note in report.notes:
         parts.append(Text(f"note: {note}", style="yellow"))
@@ -51,12 +50,12 @@ def diff_renderable(report: DiffReport) -> Group:
 
 
 def _describe(side: DiffSide) -> str:
-    what = escape(side.source)
+    what = side.source
     if side.model:
-        what += f" · {escape(side.model)}" + (f" ({escape(side.engine)})" if side.engine else "")
+        what += f" · {side.model}" + (f" ({side.engine})" if side.engine else "")
     if side.condition:
-        what += f" · audit condition: {escape(side.condition)}"
-    return f"{what} · {len(side.tokens)} tokens · {escape(show_token(_clip(side.text, 60)))}"
+        what += f" · audit condition: {side.condition}"
+    return f"{what} · {len(side.tokens)} tokens · {show_token(_clip(side.text, 60))}"
 
 
 def _choice(c: dict[str, Any]) -> str:
@@ -83,7 +82,7 @@ def _tops_table(d: dict[str, Any]) -> Table:
     return table
 
 
-def _drift_table(report: DiffReport) -> Any:
+def _drift_table(report: RunDiff) -> Any:
     rows = report.drift
     if not rows:
         return Text("no common steps", style="dim")
@@ -96,7 +95,7 @@ def _drift_table(report: DiffReport) -> Any:
     for col, justify in [("step", "right"), ("token", "left"), ("log p A", "right"), ("log p B", "right"), ("|Δ|", "right")]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in rows:
-        table.add_row(str(r["step"]), show_token(r["text"]), logprob(r["logprob_a"]), logprob(r["logprob_b"]), _num(r["abs_diff"]))
+        table.add_row(str(r["step"]), Text(show_token(r["text"])), logprob(r["logprob_a"]), logprob(r["logprob_b"]), _num(r["abs_diff"]))
     return Group(Text(title, style="dim"), table)
 
 

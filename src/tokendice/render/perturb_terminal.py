@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from tokendice.render.registry import renderer
 from tokendice.render.text import prob, show_token
 
 if TYPE_CHECKING:
     from tokendice.experiments.perturb.perturb import PromptReport, VariantResult
     from tokendice.experiments.perturb.suite import PerturbReport
-    from tokendice.experiments.perturb.variants import VariantSet
+    from tokendice.experiments.perturb.variants import VariantList
 
 NO_STAGES = "the model's own distribution (no stages)"
 HEAT_MAX = 24
 """The POSIX matrix is drawn for at most this many prompts (JSON has it all)."""
-
-
-def _console() -> Console:
-    """A console that does not squeeze tables to 80 columns when output is piped."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
 
 
 def _short(text: str, width: int = 40) -> str:
@@ -167,35 +162,45 @@ def _sampler(params: Any) -> str:
     return " → ".join(labels) if labels else NO_STAGES
 
 
-def print_report(report: PerturbReport, details: bool = False, console: Console | None = None) -> None:
-    console = console or _console()
+@renderer("perturb")
+def perturb_renderable(report: PerturbReport, details: bool = False, **options: Any) -> Group:
+    """A single prompt: its ranked variants and POSIX table. A suite: one line per prompt (every
+    prompt's tables with `details`) and the summary per variant kind and per variant."""
     s = report.settings
-    console.print(Text.from_markup(
-        f"[bold]tokendice perturb[/] · {escape(report.model)} ({report.engine}) · {report.settings.params.max_new_tokens} "
-        f"new tokens · seed {s.seed} · {report.seconds:.0f}s"
-    ))
-    console.print(Text(f"sampler: {_sampler(report.settings.params)} · distribution: {s.samples} samples, "
-                       f"enumeration to {s.mass} within {s.max_nodes} prefixes", style="dim"))
-    if len(report.prompts) == 1 or details:
-        stages = _sampler(report.settings.params) != NO_STAGES
-        for p in report.prompts:
-            console.print(prompt_renderable(p, sampling_column=stages))
+    parts: list[Any] = [
+        Text.from_markup(
+            f"[bold]tokendice perturb[/] · {escape(report.model)} ({escape(report.engine)}) · {s.params.max_new_tokens} "
+            f"new tokens · seed {s.seed} · {report.seconds:.0f}s"
+        ),
+        Text(f"sampler: {_sampler(s.params)} · distribution: " + (
+            f"{s.samples} samples, enumeration to {s.mass} within {s.max_nodes} prefixes" if s.distribution else "not measured"
+        ), style="dim"),
+    ]  # fmt: skip
+    if not report.prompts:
+        parts.append(Text("no prompt measured yet", style="dim"))
+    elif len(report.prompts) == 1 or details:
+        stages = _sampler(s.params) != NO_STAGES
+        parts.extend(prompt_renderable(p, sampling_column=stages) for p in report.prompts)
     else:
         for i, p in enumerate(report.prompts, 1):
             top = ", ".join(f"{r.variant.name} {r.tv.value:.2f}" if r.tv else r.variant.name for r in p.variants[:3])
-            console.print(Text(f"{i:>3}. {_short(p.prompt, 50)}  psi {p.posix['psi']:.3f} · most disruptive: {top}"))
+            parts.append(Text(f"{i:>3}. {_short(p.prompt, 50)}  psi {p.posix['psi']:.3f} · most disruptive: {top}"))
     if len(report.prompts) > 1:
-        console.print(summary_renderable(report.summary))
+        parts.append(summary_renderable(report.summary))
+    return Group(*parts)
 
 
-def print_variant_list(vsets: Sequence[VariantSet], console: Console | None = None) -> None:
-    console = console or _console()
-    for vset in vsets:
+@renderer("variants")
+def variants_renderable(listing: VariantList, **options: Any) -> Group:
+    """One table per prompt: each variant's name, kind, encoding and resulting prompt; what is skipped and why."""
+    tables = []
+    for vset in listing.sets:
         table = Table(title=Text(f"variants of {show_token(vset.original.prompt)}"), title_justify="left")
         for name in ("variant", "kind", "encoding", "prompt"):
             table.add_column(name)
         for v in [vset.original] + vset.variants:
             table.add_row(Text(v.name), v.kind, "chat template" if v.chat else "raw text", Text(show_token(v.prompt)))
-        for s in vset.skipped:
-            table.add_row(Text(s["name"], style="dim"), "", "", Text(f"skipped: {s['note']}", style="dim"))
-        console.print(table)
+        for skipped in vset.skipped:
+            table.add_row(Text(skipped["name"], style="dim"), "", "", Text(f"skipped: {skipped['note']}", style="dim"))
+        tables.append(table)
+    return Group(*tables)

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from tokendice.render.terminal import renderer
+from tokendice.render.registry import renderer
 
 
 @renderer("run_list")

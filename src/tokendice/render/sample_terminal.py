@@ -1,13 +1,15 @@
-"""Render sample analyses and enumerations in the terminal."""
+"""Render sample runs and enumerations in the terminal."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from tokendice.render.registry import renderer
 from tokendice.render.text import prob, show_token
 
 MAX_TEXT = 70
@@ -16,6 +18,17 @@ MAX_TEXT = 70
 def _short(text: str) -> str:
     shown = show_token(text)
     return shown if len(shown) <= MAX_TEXT else shown[: MAX_TEXT - 2] + '…"'
+
+
+@renderer("sample")
+def sample_renderable(run: Any, rows: int = 15) -> Group:
+    """A SampleRun: each prompt's table and summary; TARr@N over several prompts."""
+    parts: list[Any] = [
+        analysis_renderable(a, f"prompt: {a.prompt!r} · {run.method} sampling · seed {run.seed}", rows=rows) for a in run.analyses
+    ]
+    if len(run.analyses) > 1 and run.tarr_at_n is not None:
+        parts.append(Text(f"TARr@{run.n_per_prompt} over {len(run.analyses)} prompts = {run.tarr_at_n:.3f}"))
+    return Group(*parts)
 
 
 def analysis_renderable(a: Any, title: str, rows: int = 15) -> Group:
@@ -69,6 +82,7 @@ def prefix_renderable(check: Any) -> Any:
     return table
 
 
+@renderer("enumerate")
 def enumeration_renderable(e: Any, rows: int = 20) -> Group:
     table = Table(title="completions by exact probability under the sampling distribution", title_justify="left")
     table.add_column("#", justify="right")
@@ -76,8 +90,6 @@ def enumeration_renderable(e: Any, rows: int = 20) -> Group:
     table.add_column("p(sampling)", justify="right")
     table.add_column("p(model)", justify="right")
     table.add_column("end")
-    import math
-
     for i, c in enumerate(e.completions[:rows]):
         table.add_row(str(i + 1), _short(c.text), prob(c.prob), prob(math.exp(c.model_logprob)), c.finish_reason)
     if len(e.completions) > rows:

@@ -3,21 +3,11 @@ does not squeeze tables to 80 columns when output is piped."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 
-_RENDERERS: dict[str, Callable[..., Any]] = {}
-
-
-def renderer(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register the terminal renderable of results of `kind`."""
-
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _RENDERERS[kind] = fn
-        return fn
-
-    return register
+from tokendice.render.registry import TERMINAL
 
 
 def make_console() -> Console:
@@ -30,7 +20,7 @@ def make_console() -> Console:
 def print_result(result: Any, console: Console | None = None, **options: Any) -> None:
     """Print any result with the renderer registered for its kind (`options` go to it)."""
     _load_renderers()
-    (console or make_console()).print(_RENDERERS[result.kind](result, **options))
+    (console or make_console()).print(TERMINAL[result.kind](result, **options))
 
 
 def _load_renderers() -> None:

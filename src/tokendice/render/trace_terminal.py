@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokendice.experiments.trace.trace import Candidate, Trace
-from tokendice.render.terminal import renderer
+from tokendice.render.registry import renderer
 from tokendice.render.text import logprob, prob, prob_style, show_token
 
 NOTABLE_MODEL_PROB = 0.05  # removals of tokens the model gave at least this much are called out

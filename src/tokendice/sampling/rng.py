@@ -12,24 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK
-        return x ^ (x >> np.uint64(31))
-
-
-def stream_hash(seed: int, *keys: np.ndarray | int) -> np.ndarray:
-    """A 64-bit hash of (seed, *keys), vectorised over array keys."""
-    h = _splitmix64(np.asarray([seed], dtype=np.uint64))
-    for key in keys:
-        h = _splitmix64(h ^ np.asarray(key, dtype=np.uint64))
-    return h
-
+from tokendice.hashing import stream_hash
 
 def uniforms(seed: int, sample_ids: np.ndarray, step: int) -> np.ndarray:
     """u(seed, i, step) in [0, 1) for each sample id i, as float64."""

@@ -9,29 +9,29 @@ different rows from one repeat to the next, as it would on a busy server.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
 
-from tokendice.engines.base import left_pad
 from tokendice.analysis.agreement import extract_answer, tara_at_n, tarr_at_n, unique_outputs
 from tokendice.analysis.branching import first_divergence_step
+from tokendice.engines.base import left_pad
 from tokendice.errors import EngineError, ParameterError
 from tokendice.experiments.audit.conditions import TARGET_ID, Outcome
-from tokendice.engines.threads import default_threads
 from tokendice.experiments.audit.controls import Setup, applied
 from tokendice.experiments.audit.providers import EngineProvider
-from tokendice.experiments.audit.summary import sample_records
+from tokendice.experiments.audit.summary import sample_records, store_report
 from tokendice.experiments.decoding.decode import decode_batch
 from tokendice.experiments.decoding.prompting import encode_prompt
+from tokendice.experiments.results import Result, clip, init_fields
+from tokendice.jsonutil import finite_json
 from tokendice.params import RandomSpec, SamplingParams
+from tokendice.store import Store
 from tokendice.store.records import SampleRecord
 
 
@@ -47,10 +47,20 @@ class PromptAgreement:
     outputs: list[str]  # the distinct outputs
     answers: list[str | None]  # the distinct answers (None: the regex found nothing)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromptAgreement:
+        return cls(**init_fields(cls, data))
 
-@dataclass
-class AgreementReport:
-    """TARr@N and TARa@N over a prompt set, with each prompt's details."""
+
+@dataclass(repr=False)
+class AgreementReport(Result):
+    """TARr@N and TARa@N over a prompt set, with each prompt's details (one row per prompt)."""
+
+    kind: ClassVar[str] = "audit_prompts"
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "index", "prompt", "unique_outputs", "unique_answers", "first_divergence", "agree", "answers_agree",
+        "outputs", "answers",
+    )
 
     engine: str
     model: str
@@ -64,25 +74,60 @@ class AgreementReport:
     tarr: float
     tara: float | None
     prompts: list[PromptAgreement] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. that the machine was busy
     wall_seconds: float = 0.0
     run_id: str | None = None
-    samples: list[SampleRecord] = field(default_factory=list, repr=False)
+    samples: list[SampleRecord] = field(default_factory=list, repr=False, compare=False)  # kept as the run's samples
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k != "samples"}
-        data["kind"] = "audit-prompts"
+        data = {"kind": self.kind, **{k: v for k, v in asdict(self).items() if k != "samples"}}
         data[f"tarr_at_{self.repeats}"] = self.tarr
         data[f"tara_at_{self.repeats}"] = self.tara
-        return data
+        return finite_json(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgreementReport:
+        """A report as `to_dict` wrote it (a stored run's 'report'), without its samples."""
+        prompts = [PromptAgreement.from_dict(p) for p in data.get("prompts", [])]
+        return cls(**init_fields(cls, data, "prompts", "samples"), prompts=prompts)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per prompt: `agree` when its N outputs are all identical (what TARr@N counts),
+        `answers_agree` the same for the extracted answers (None without an answer regex)."""
+        return [
+            {
+                "index": p.index, "prompt": p.prompt, "unique_outputs": p.unique_outputs, "unique_answers": p.unique_answers,
+                "first_divergence": p.first_divergence, "agree": p.unique_outputs == 1,
+                "answers_agree": None if p.unique_answers is None else p.unique_answers == 1,
+                "outputs": list(p.outputs), "answers": list(p.answers),
+            }
+            for p in self.prompts
+        ]
+
+    def headline(self) -> str:
+        n = self.repeats
+        first = clip(self.prompts[0].prompt, 30) if self.prompts else '""'
+        more = f" and {len(self.prompts) - 1} more" if len(self.prompts) > 1 else ""
+        tara = f" · TARa@{n} {self.tara:.3f}" if self.tara is not None else ""
+        return (f"{first}{more} × {n} repeats · TARr@{n} {self.tarr:.3f}{tara} · batch {self.batch_size} · "
+                f"{self.model} ({self.engine})")
 
 
-def compile_regex(pattern: str | None) -> re.Pattern[str] | None:
+def compile_regex(pattern: Any) -> re.Pattern[str] | None:
+    """The answer regex, compiled (None: no answer extraction)."""
     if pattern is None:
         return None
+    if not isinstance(pattern, str):
+        raise ParameterError(f"answer_regex must be a string, got {pattern!r}", param="answer_regex")
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise ParameterError(f"answer regex {pattern!r} is not a valid regular expression: {exc}") from exc
+        raise ParameterError(f"answer_regex {pattern!r} is not a valid regular expression: {exc}", param="answer_regex") from exc
+
+
+def chunks_of(n_prompts: int, batch_size: int) -> int:
+    """Batches per repeat (the progress total is repeats × this)."""
+    return math.ceil(n_prompts / min(batch_size, n_prompts))
 
 
 def run_agreement(
@@ -94,16 +139,13 @@ def run_agreement(
     answer_regex: str | None = None,
     setup: Setup | None = None,
     chat: bool = False,
-    progress: Callable[[int, int, str], None] | None = None,
+    advance: Callable[..., None] | None = None,
 ) -> AgreementReport:
-    """Run every prompt `repeats` times under `setup` (its batch size too) and measure agreement."""
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ParameterError(f"repeats must be an integer >= 1, got {repeats!r}")
-    if not prompts:
-        raise ParameterError("the prompt set is empty")
+    """Run every prompt `repeats` times under `setup` (its batch size too) and measure agreement.
+    `advance(batches, label=None)` follows the batches decoded."""
     regex = compile_regex(answer_regex)
-    default_threads()  # torch's default, recorded before any engine changes it
     rng, setup = rng or RandomSpec(), setup or Setup(engine=provider.name)
+    step = advance or (lambda units, label=None: None)
     started = time.perf_counter()
     engine = provider.engine(setup)
     if not engine.kind.white_box:
@@ -111,19 +153,17 @@ def run_agreement(
     ids = [encode_prompt(engine.tokenizer, p, chat) for p in prompts]
     n, size = len(prompts), min(setup.batch_size, len(prompts))
     runs: list[list[Outcome]] = [[] for _ in prompts]
-    chunks = math.ceil(n / size)
-    with applied(setup):
+    chunks = chunks_of(n, size)
+    with applied(setup, engine):
         description = engine.describe()
         for r in range(repeats):
             order = [(i + r) % n for i in range(n)] if size > 1 else list(range(n))
             for c in range(chunks):
-                if progress is not None:
-                    progress(r * chunks + c, repeats * chunks, f"repeat {r + 1}/{repeats}")
+                step(0, f"repeat {r + 1}/{repeats}")
                 rows = order[c * size : (c + 1) * size]
                 for i, outcome in zip(rows, _decode_rows(engine, [ids[i] for i in rows], params, rng)):
                     runs[i].append(outcome)
-    if progress is not None:
-        progress(repeats * chunks, repeats * chunks, "done")
+                step(1)
     decode = engine.tokenizer.decode
     texts = [[decode(o.tokens) for o in outs] for outs in runs]
     report = AgreementReport(
@@ -142,6 +182,15 @@ def run_agreement(
         report.samples += sample_records(outs, decode, 0, prompt_index=i)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def store_agreement(store: Store, report: AgreementReport) -> str:
+    """Keep a prompt-set agreement as a run of kind 'audit' (manifest mode 'prompts'); sets `report.run_id`."""
+    controls = {k: v for k, v in report.setup.items() if k != "engine_description"}
+    prompts = report.prompts
+    prompt = prompts[0].prompt if len(prompts) == 1 else f"({len(prompts)} prompts) {prompts[0].prompt}"
+    extra = {"mode": "prompts", "answer_regex": report.answer_regex, "prompts": [p.prompt for p in prompts]}
+    return store_report(store, report, prompt, report.setup.get("engine_description", {}), controls, extra)
 
 
 def _decode_rows(engine: Any, prompts: list[list[int]], params: SamplingParams, rng: RandomSpec) -> list[Outcome]:

@@ -1,122 +1,45 @@
 """The determinism audit: one request under a matrix of conditions, against a baseline.
 
-The baseline (batch 1, float32, all threads, KV cache on, sdpa) runs R times; its
-first run is the reference. Every condition runs R times too and is compared with
-the reference: identical tokens or not, distinct outputs over its repeats (TARr@R),
-the first step where it chose differently, how far its model log-probabilities
-drifted along the reference's tokens, and the reference's top-1/top-2 margin at
-the divergence step (a near-tie explains a flip). A summary names the conditions
-that change the output on this machine and the recipe that reproduces it.
+The baseline (by default batch 1, float32, torch's default thread count, KV cache on,
+sdpa) runs R times; its first run is the reference. Every condition runs R times too
+and is compared with the reference: identical tokens or not, distinct outputs over
+its repeats (TARr@R), the first step where it chose differently, how far its model
+log-probabilities drifted along the reference's tokens, and the reference's
+top-1/top-2 margin at the divergence step (a near-tie explains a flip). A summary
+names the conditions that change the output on this machine and the recipe that
+reproduces it. The result is an `AuditReport` (report.py).
 """
 
 from __future__ import annotations
 
-import gc
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 from tokendice.analysis.agreement import tarr_at_n, unique_outputs
 from tokendice.analysis.branching import first_divergence
 from tokendice.engines.base import Engine
-from tokendice.jsonutil import finite_json
-from tokendice.errors import EngineError, ParameterError, TokendiceError
+from tokendice.errors import EngineError, TokendiceError
 from tokendice.experiments.audit.conditions import (
-    BASELINE, BATCH_SIZES, GROUPS, Outcome, Condition, applicable, build_conditions, forced_logprobs_of, parse_groups, run_once,
+    BASELINE, BATCH_SIZES, GROUPS, Condition, Outcome, applicable, build_conditions, forced_logprobs_of, run_once,
 )
-from tokendice.engines.threads import default_threads
-from tokendice.experiments.audit.controls import Setup, applied
-from tokendice.experiments.audit.providers import ENGINES, EngineProvider
-from tokendice.experiments.audit.summary import recipe, sample_records, summarize
+from tokendice.experiments.audit.controls import ENGINES, Setup, applied
+from tokendice.experiments.audit.providers import EngineProvider
+from tokendice.experiments.audit.report import AuditReport, ConditionResult
+from tokendice.experiments.audit.summary import recipe, sample_records, store_report, summarize
 from tokendice.experiments.decoding.prompting import encode_prompt
 from tokendice.params import RandomSpec, SamplingParams
+from tokendice.store import Store
 from tokendice.store.records import SampleRecord
 
-Progress = Callable[[int, int, str], None]
-"""(runs done, runs in all, what is running) -> None."""
+Advance = Callable[..., None]
+"""advance(runs done since the last call, label=None): how the audit reports progress."""
 
 
-@dataclass
-class ConditionResult:
-    """How one condition compared with the baseline's reference run."""
-
-    group: str
-    label: str
-    status: str  # "ran", "not applicable", "unavailable", "failed"
-    verdict: str = ""
-    setup: dict[str, Any] | None = None
-    engine: dict[str, Any] | None = None  # what the engine reported about itself
-    repeats: int = 0
-    n_identical: int = 0  # repeats whose tokens equal the reference's
-    unique_outputs: int = 0  # distinct token sequences over the repeats
-    tarr: float | None = None  # TARr@R of this condition's repeats: 1 if all agree, else 0
-    first_divergence: int | None = None  # earliest step where a repeat chose differently from the reference
-    divergent_repeats: int = 0
-    divergent_repeat: int | None = None  # the repeat that forked first (index into sample_ids)
-    baseline_token: str | None = None  # at the divergence step ("(end)" where one run stopped)
-    condition_token: str | None = None
-    margin: float | None = None  # reference's top-1 minus top-2 model log-prob at the divergence step
-    condition_margin: float | None = None  # the same under this condition
-    max_logprob_diff: float | None = None  # max |Δ model log-prob| of the reference tokens over the common steps
-    max_logprob_diff_forced: float | None = None  # the same along all reference tokens (teacher-forced)
-    outputs: list[str] = field(default_factory=list)  # the distinct completions
-    sample_ids: list[int] = field(default_factory=list)  # where its runs are stored
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ran(self) -> bool:
-        return self.status == "ran"
-
-    @property
-    def identical(self) -> bool:
-        """Every repeat chose the reference's tokens."""
-        return self.ran and self.n_identical == self.repeats
-
-    @property
-    def changes_output(self) -> bool:
-        return self.ran and self.first_divergence is not None
-
-
-@dataclass
-class AuditReport:
-    """Everything an audit found; `to_dict` is what `--json` prints and the store keeps."""
-
-    prompt: str
-    prompt_ids: list[int]
-    engine: str
-    model: str
-    params: dict[str, Any]
-    seed: int
-    rng: str
-    repeats: int
-    deterministic: bool
-    baseline: dict[str, Any]
-    conditions: list[ConditionResult] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    wall_seconds: float = 0.0
-    run_id: str | None = None
-    samples: list[SampleRecord] = field(default_factory=list, repr=False)
-
-    def condition(self, label: str) -> ConditionResult:
-        for c in self.conditions:
-            if c.label == label:
-                return c
-        raise KeyError(label)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k != "samples"}
-        data["kind"] = "audit"
-        return finite_json(data)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AuditReport:
-        """A report as `to_dict` wrote it (a stored run's 'report'), without its samples."""
-        known = {f for f in ConditionResult.__dataclass_fields__}
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "conditions"}
-        conditions = [ConditionResult(**{k: v for k, v in c.items() if k in known}) for c in data.get("conditions", [])]
-        return cls(**fields, conditions=conditions)
+def plan(provider: EngineProvider, groups: Sequence[str], baseline: Setup, batch_sizes: Sequence[int] = BATCH_SIZES) -> list[Condition]:
+    """The conditions that will run, the baseline first (each runs `repeats` times)."""
+    others = provider.others() if ENGINES in groups and ENGINES in provider.controls else []
+    return [v for v in build_conditions(groups, baseline, batch_sizes, others) if applicable(v, provider)]
 
 
 def run_audit(
@@ -125,40 +48,32 @@ def run_audit(
     params: SamplingParams,
     rng: RandomSpec | None = None,
     repeats: int = 5,
-    conditions: str | Sequence[str] | None = None,
+    groups: Sequence[str] = GROUPS,
     baseline: Setup | None = None,
     batch_sizes: Sequence[int] = BATCH_SIZES,
     chat: bool = False,
-    progress: Progress | None = None,
+    advance: Advance | None = None,
 ) -> AuditReport:
-    """Run the audit; `conditions` picks groups (see GROUPS; default all)."""
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ParameterError(f"repeats must be an integer >= 1, got {repeats!r}")
-    if any(not isinstance(b, int) or b < 1 for b in batch_sizes):
-        raise ParameterError(f"batch sizes must be integers >= 1, got {list(batch_sizes)}")
-    default_threads()  # torch's default, recorded before any engine changes it
+    """Run the audit over condition `groups` (see GROUPS; checked by the caller)."""
     rng = rng or RandomSpec()
     baseline = baseline or Setup(engine=provider.name)
-    groups = parse_groups(conditions)
+    step: Advance = advance or (lambda units, label=None: None)
     started = time.perf_counter()
     base_engine = provider.engine(baseline)
     if not base_engine.kind.white_box:
         raise EngineError(f"the audit needs a white-box engine (logits); {base_engine.name} is black-box")
     prompt_ids = encode_prompt(base_engine.tokenizer, prompt, chat)
-    others = provider.others() if ENGINES in groups and ENGINES in provider.controls else []
-    planned = [v for v in build_conditions(groups, baseline, batch_sizes, others) if applicable(v, provider)]
+    planned = plan(provider, groups, baseline, batch_sizes)
     results = [
         ConditionResult(g, g.replace("_", " "), "not applicable", f"not applicable for engine {provider.name}")
         for g in groups if g != BASELINE and g not in provider.controls
     ]
-    total, done = len(planned) * repeats, 0
     ref: Outcome | None = None
     samples: list[SampleRecord] = []
-    with applied(baseline):
+    with applied(baseline, base_engine):
         base_description = base_engine.describe()
     for condition in planned:
-        if progress is not None:
-            progress(done, total, f"loading {condition.label}")
+        step(0, condition.label)
         try:
             engine = _engine_for(provider, condition)
         except (TokendiceError, RuntimeError, OSError) as exc:  # e.g. a dtype this model cannot load in
@@ -167,20 +82,22 @@ def run_audit(
             engine = ConditionResult(condition.group, condition.label, "failed", f"failed to load: {_first_line(exc)}")
         if isinstance(engine, ConditionResult):
             results.append(engine)
-            total -= repeats
+            step(repeats)
             continue
         if not engine.kind.white_box:
-            results.append(_black_box(condition, engine, prompt, params, rng, repeats, ref, base_engine))
-            done += repeats
+            assert ref is not None
+            results.append(_black_box(condition, engine, prompt, params, rng, repeats, ref, base_engine, step))
+            provider.release_other(condition.label, engine)
             continue
         ids = prompt_ids if engine is base_engine else encode_prompt(engine.tokenizer, prompt, chat)
+        if condition.group == ENGINES and getattr(engine, "threads", None):  # another engine keeps its own threads
+            condition = Condition(condition.group, condition.label, condition.setup.with_(threads=engine.threads))
         outcomes: list[Outcome] = []
         try:
-            with applied(condition.setup):
+            with applied(condition.setup, engine):
                 description = engine.describe()
                 for r in range(repeats):
-                    if progress is not None:
-                        progress(done, total, f"{condition.label} ({r + 1}/{repeats})")
+                    step(0, f"{condition.label} ({r + 1}/{repeats})")
                     if hasattr(engine, "forget"):  # engines that memoise logits: make each repeat a real run
                         engine.forget()
                     outcome = run_once(engine, ids, params, rng, condition.setup.batch_size, ref.tokens if ref else None)
@@ -188,17 +105,18 @@ def run_audit(
                         ref = outcome
                         outcome.ref_logprobs = list(outcome.model_logprobs)
                     outcomes.append(outcome)
-                    done += 1
+                    step(1)
+                assert ref is not None
                 result = compare(condition, outcomes, ref, engine.tokenizer.decode)
                 result.setup, result.engine = condition.setup.to_dict(), description
-                if result.changes_output and ref is not None and ref.tokens:
+                if result.changes_output and ref.tokens:
                     forced = forced_logprobs_of(engine, ids, ref.tokens, condition.setup.batch_size)
                     result.max_logprob_diff_forced = _max_diff(forced, ref.model_logprobs, len(ref.tokens))
         except (TokendiceError, RuntimeError, ValueError) as exc:
             if condition.group == BASELINE:
                 raise
             result = ConditionResult(condition.group, condition.label, "failed", f"failed: {_first_line(exc)}")
-            done += repeats - len(outcomes)
+            step(repeats - len(outcomes))
         if ids != prompt_ids:
             result.notes.append(f"the prompt tokenizes differently on {condition.label} ({len(ids)} tokens)")
         first_id = len(samples)
@@ -206,8 +124,6 @@ def run_audit(
         result.sample_ids = list(range(first_id, len(samples)))
         results.append(result)
         _release(provider, condition, engine, base_engine)
-    if progress is not None:
-        progress(done, total, "done")
     assert ref is not None
     order = {g: i for i, g in enumerate(GROUPS)}
     results.sort(key=lambda c: order.get(c.group, len(order)))  # stable: planned keep their order
@@ -226,6 +142,18 @@ def run_audit(
     report.summary["recipe"] = recipe(results, baseline, params, rng)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def store_audit(store: Store, report: AuditReport, others: Sequence[dict[str, Any]] = ()) -> str:
+    """Keep an audit as a run of kind 'audit' (manifest mode 'conditions'); sets `report.run_id`.
+    `others`: the engines given for the "engines" condition, as their specs' dicts."""
+    extra: dict[str, Any] = {
+        "mode": "conditions", "prompt_ids": report.prompt_ids,
+        "conditions": [{"group": c.group, "label": c.label, "status": c.status, "setup": c.setup} for c in report.conditions],
+    }
+    if others:
+        extra["others"] = list(others)
+    return store_report(store, report, report.prompt, report.baseline["engine"], report.baseline["setup"], extra)
 
 
 def compare(condition: Condition, outcomes: Sequence[Outcome], ref: Outcome, decode: Callable[[list[int]], str]) -> ConditionResult:
@@ -277,17 +205,22 @@ def _engine_for(provider: EngineProvider, condition: Condition) -> Engine | Cond
 
 
 def _black_box(condition: Condition, engine: Any, prompt: str, params: SamplingParams, rng: RandomSpec, repeats: int,
-               ref: Outcome | None, base_engine: Engine) -> ConditionResult:
-    """Run a server R times and compare by text (see audit_blackbox)."""
+               ref: Outcome, base_engine: Engine, step: Advance) -> ConditionResult:
+    """Run a server R times and compare by text (see blackbox.py)."""
     from tokendice.experiments.audit.blackbox import black_box_fields
 
-    assert ref is not None
+    step(0, f"{condition.label} (server)")
+    done = [0]
+
+    def one(finished: int) -> None:
+        done[0] = finished
+        step(1)
+
     try:
-        fields = black_box_fields(engine, prompt, params, rng, repeats, ref, base_engine.tokenizer.decode)
+        fields = black_box_fields(engine, prompt, params, rng, repeats, ref, base_engine.tokenizer.decode, one)
     except TokendiceError as exc:
+        step(repeats - done[0])
         return ConditionResult(ENGINES, condition.label, "failed", f"failed: {_first_line(exc)}")
-    finally:
-        _close(engine)
     result = ConditionResult(ENGINES, condition.label, "ran", setup=condition.setup.to_dict(), **fields)
     result.verdict = verdict(result)
     return result
@@ -295,17 +228,9 @@ def _black_box(condition: Condition, engine: Any, prompt: str, params: SamplingP
 
 def _release(provider: EngineProvider, condition: Condition, engine: Engine, base_engine: Engine) -> None:
     if condition.group == ENGINES:
-        _close(engine)
-        del engine
-        gc.collect()
+        provider.release_other(condition.label, engine)
     elif engine is not base_engine:
         provider.release(condition.setup)
-
-
-def _close(engine: Any) -> None:
-    close = getattr(engine, "close", None)
-    if callable(close):
-        close()
 
 
 def _max_diff(values: Sequence[float], reference: Sequence[float], steps: int) -> float:

@@ -1,11 +1,12 @@
 """The conditions of a determinism audit, and one run of the audited prompt under a setup.
 
-Each condition changes one control of the baseline (batch 1, float32, all threads,
-KV cache on, sdpa). A batch condition places the prompt among other prompts of
-different lengths, so that it is left-padded and shares every kernel call with
-them, as on a busy server. A run records, for the audited row, the chosen tokens
-and, at every step, the model's top two tokens and the model log-probability of
-the reference (baseline) token, so drift is measured along the baseline's path.
+Each condition changes one control of the baseline (by default batch 1, float32,
+torch's default thread count, KV cache on, sdpa). A batch condition places the
+prompt among other prompts of different lengths, so that it is left-padded and
+shares every kernel call with them, as on a busy server. A run records, for the
+audited row, the chosen tokens and, at every step, the model's top two tokens and
+the model log-probability of the reference (baseline) token, so drift is measured
+along the baseline's path.
 """
 
 from __future__ import annotations
@@ -63,8 +64,7 @@ def build_conditions(groups: Sequence[str], baseline: Setup, batch_sizes: Sequen
         elif group == DTYPE:
             planned += [Condition(DTYPE, d, baseline.with_(dtype=d)) for d in DTYPES if d != baseline.dtype]
         elif group == THREADS:
-            base = baseline.threads or default_threads()
-            other = 1 if base != 1 else max(default_threads(), 2)
+            other = 1 if baseline.resolved_threads != 1 else max(default_threads(), 2)
             label = "1 thread" if other == 1 else f"{other} threads"
             planned.append(Condition(THREADS, label, baseline.with_(threads=other)))
         elif group == KV_CACHE:

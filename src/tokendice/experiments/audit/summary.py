@@ -1,4 +1,4 @@
-"""Turning an audit's condition results into a summary, a recipe, and stored rows.
+"""Turning an audit's condition results into a summary, a recipe, and a stored run.
 
 The recipe lists, for every control the audit varied, the values that gave the
 baseline's tokens in every repeat: "batch 1, float32, KV cache on, any thread
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from tokendice.experiments.audit.providers import ATTENTION, BATCH, DTYPE, ENGINES, KV_CACHE, THREADS
+from tokendice.experiments.audit.controls import ATTENTION, BATCH, DTYPE, ENGINES, KV_CACHE, THREADS
 from tokendice.params import RandomSpec, SamplingParams
 from tokendice.store.records import SampleRecord
 
 if TYPE_CHECKING:
-    from tokendice.experiments.audit.audit import ConditionResult
     from tokendice.experiments.audit.conditions import Outcome
     from tokendice.experiments.audit.controls import Setup
+    from tokendice.experiments.audit.report import ConditionResult
     from tokendice.store.db import Store
 
 RECIPE_ORDER = (BATCH, DTYPE, KV_CACHE, THREADS, ATTENTION, ENGINES)
@@ -38,7 +38,7 @@ def recipe(results: Sequence[ConditionResult], baseline: Setup, params: Sampling
     """The settings that reproduce this prompt's output here, in words."""
     base = next((c for c in results if c.group == "baseline"), None)
     if base is None or not base.identical:
-        hint = "" if baseline.deterministic else "; try --deterministic"
+        hint = "" if baseline.deterministic else "; try deterministic algorithms (deterministic=True, --deterministic)"
         return f"none: the baseline itself changes between repeats ({base.verdict if base else 'not run'}){hint}"
     parts = ["greedy" if params.greedy else f"seed {rng.seed}, rng {rng.mode}"]
     for group in RECIPE_ORDER:
@@ -101,53 +101,21 @@ def sample_records(outcomes: Sequence[Outcome], decode: Callable[[list[int]], st
     ]
 
 
-def save_report(
-    store: Store, report: Any, manifest: dict[str, Any], prompt: str, engine: str, model: str,
-    samples: Sequence[SampleRecord],
+def store_report(
+    store: Store, report: Any, prompt: str, engine_description: dict[str, Any], controls: dict[str, Any],
+    extra: dict[str, Any],
 ) -> str:
-    """Store an audit as a run of kind 'audit': its runs as samples, the report under 'report'."""
-    run_id = store.create_run("audit", manifest, prompt, engine, model, n_requested=len(samples))
-    try:
-        if samples:
-            store.add_samples(run_id, samples)
-        report.run_id = run_id
-        store.save_result(run_id, "report", report.to_dict())
-    except BaseException:
-        store.set_status(run_id, "failed")
-        raise
-    store.set_status(run_id, "complete")
-    return run_id
-
-
-def store_report(report: Any, db: str | None = None, store: Store | None = None) -> str:
-    """Store an AuditReport or AgreementReport as a run of kind 'audit'; returns the run id.
-
-    The manifest records every control: sampler parameters, seed and RNG mode, the
-    deterministic flag, and the baseline's dtype, batch size, attention, threads and
-    KV cache (each condition's own setup is in the report).
-    """
-    from tokendice.store.db import Store
-    from tokendice.store.manifest import build_manifest
-
-    prompts = getattr(report, "prompts", None)
-    if isinstance(prompts, list):  # a prompt set
-        controls, engine_description = dict(report.setup), report.setup.get("engine_description", {})
-        controls.pop("engine_description", None)
-        extra = {"mode": "prompts", "answer_regex": report.answer_regex, "prompts": [p.prompt for p in prompts]}
-        prompt = prompts[0].prompt if len(prompts) == 1 else f"({len(prompts)} prompts) {prompts[0].prompt}"
-    else:
-        controls, engine_description = report.baseline["setup"], report.baseline["engine"]
-        extra = {"mode": "conditions", "prompt_ids": report.prompt_ids,
-                 "conditions": [{"group": c.group, "label": c.label, "status": c.status, "setup": c.setup} for c in report.conditions]}
-        prompt = report.prompt
-    manifest = build_manifest("audit", report.params, engine_description, {
+    """Keep an audit or a prompt-set agreement as a run of kind 'audit': its runs as samples, the
+    report as result 'report', in one transaction. The manifest records every control: the
+    sampler, seed and RNG mode, the deterministic flag, and the baseline's dtype, batch size,
+    attention, threads and KV cache (`controls`; each condition's own setup is in the report).
+    Sets and returns `report.run_id`."""
+    manifest_extra = {
         "seed": report.seed, "rng": report.rng, "repeats": report.repeats,
         "deterministic": bool(controls.get("deterministic")), "controls": controls, **extra,
-    })
-    own = store is None
-    store = store or Store(db)
-    try:
-        return save_report(store, report, manifest, prompt, report.engine, report.model, report.samples)
-    finally:
-        if own:
-            store.close()
+    }
+    run_id = store.start_run("audit", prompt, engine_description, report.params, manifest_extra, n_requested=len(report.samples))
+    with store.recording(run_id):
+        report.run_id = run_id
+        store.add_samples(run_id, report.samples, results={"report": report.to_dict()})
+    return run_id

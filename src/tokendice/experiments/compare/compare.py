@@ -17,28 +17,42 @@ Pairs are the first engine against each other one.
 
 from __future__ import annotations
 
-import json
 import math
+import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
-import torch
 
 from tokendice.analysis.divergence import js_divergence, kl_divergence, total_variation_bounds
-from tokendice.engines.base import Engine
+from tokendice.engines.base import Engine, require_logits
 from tokendice.errors import EngineError, ParameterError
-from tokendice.engines.base import require_logits
 from tokendice.experiments.decoding.decode import decode
-from tokendice.experiments.decoding.forcing import forced_logprobs
 from tokendice.experiments.decoding.enumerate import Enumeration, enumerate_completions
+from tokendice.experiments.decoding.forcing import forced_logprobs
 from tokendice.experiments.decoding.prompting import encode_prompt
-from tokendice.experiments.distribution.sample import TokenText
+from tokendice.experiments.results import Result, clip, init_fields
 from tokendice.jsonutil import finite_json
 from tokendice.params import RandomSpec, SamplingParams
 
 EXACT_WIDTH = 1e-6
 """TV bounds narrower than this are reported as the exact value."""
+
+DISTRIBUTIONS = {
+    "steps": "model (softmax of the raw logits), teacher-forced along the continuation",
+    "completions": "sampling (after the sampler chain given by params), by exact enumeration",
+}
+
+Progress = Callable[..., None]
+"""advance(units, label=None): told of the forward passes done (see `compare_work`)."""
+
+LABEL_SETTINGS = ("dtype", "threads", "attention", "kv_cache", "n_ctx")
+"""Engine settings that tell two sides on one engine and model apart in their labels."""
+
+
+def _inf(value: Any, sign: float = 1.0) -> float:
+    """A float read back from JSON, where an infinity was written as null."""
+    return sign * math.inf if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -51,11 +65,11 @@ class CompletionBudget:
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
-            raise ParameterError(f"completion_tokens must be >= 1, got {self.max_new_tokens}")
+            raise ParameterError(f"completion_tokens must be >= 1, got {self.max_new_tokens}", param="completion_tokens")
         if self.max_nodes < 1:
-            raise ParameterError(f"max_nodes must be >= 1, got {self.max_nodes}")
+            raise ParameterError(f"max_nodes must be >= 1, got {self.max_nodes}", param="max_nodes")
         if not 0 < self.mass <= 1:
-            raise ParameterError(f"mass must be in (0, 1], got {self.mass}")
+            raise ParameterError(f"mass must be in (0, 1], got {self.mass}", param="mass")
 
 
 @dataclass
@@ -76,6 +90,13 @@ class StepComparison:
     max_logprob_diff: float  # max |log p_A - log p_B| over both top-k token sets
     max_diff_token: str
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepComparison:
+        return cls(**{
+            **data, "logprob_a": _inf(data["logprob_a"], -1), "logprob_b": _inf(data["logprob_b"], -1),
+            "kl_ab": _inf(data["kl_ab"]), "kl_ba": _inf(data["kl_ba"]), "max_logprob_diff": _inf(data["max_logprob_diff"]),
+        })  # fmt: skip
+
 
 @dataclass
 class CompletionOverlap:
@@ -91,6 +112,10 @@ class CompletionOverlap:
     tv_low: float
     tv_high: float
     top: list[dict[str, Any]] = field(default_factory=list)  # most likely completions: text, prob_a, prob_b
+
+    def describe(self) -> str:
+        """"TV 0.1700" when exact, else "TV in [low, high]"."""
+        return f"TV {self.tv:.4f}" if self.tv is not None else f"TV in [{self.tv_low:.4f}, {self.tv_high:.4f}]"
 
 
 @dataclass
@@ -124,9 +149,24 @@ class PairComparison:
             "continuation_logprob_b": math.fsum(x.logprob_b for x in s),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PairComparison:
+        c = data.get("completions")
+        return cls(data["a"], data["b"], [StepComparison.from_dict(s) for s in data["steps"]],
+                   CompletionOverlap(**c) if c is not None else None)  # fmt: skip
 
-@dataclass
-class CompareReport:
+
+@dataclass(repr=False)
+class CompareReport(Result):
+    """Models or engines on one prompt: per-step divergences of their model distributions along
+    a shared continuation, and the total variation distance between their completions."""
+
+    kind: ClassVar[str] = "compare"
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "a", "b", "step", "token", "logprob_a", "logprob_b", "kl_ab", "kl_ba", "js", "top1_a", "top1_b", "top1_agree",
+        "max_logprob_diff",
+    )  # fmt: skip
+
     prompt: str
     chat: bool
     params: dict[str, Any]
@@ -140,17 +180,44 @@ class CompareReport:
     run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["distributions"] = {
-            "steps": "model (softmax of the raw logits), teacher-forced along the continuation",
-            "completions": "sampling (after the sampler chain given by params), by exact enumeration",
-        }
+        data = {"kind": self.kind, **asdict(self)}
+        data["distributions"] = dict(DISTRIBUTIONS)
         for pair, out in zip(self.pairs, data["pairs"]):
             out["summary"] = pair.summary()
         return finite_json(data)  # JSON has no inf: null
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CompareReport:
+        """The inverse of `to_dict` (reports stored before `kind` existed read back too)."""
+        return cls(**init_fields(cls, data, "pairs"), pairs=[PairComparison.from_dict(p) for p in data["pairs"]])
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per (pair, step) of the continuation."""
+        return [
+            {"a": p.a, "b": p.b, "step": s.step, "token": s.text, "logprob_a": s.logprob_a, "logprob_b": s.logprob_b,
+             "kl_ab": s.kl_ab, "kl_ba": s.kl_ba, "js": s.js, "top1_a": s.top1_a, "top1_b": s.top1_b,
+             "top1_agree": s.top1_agree, "max_logprob_diff": s.max_logprob_diff}
+            for p in self.pairs for s in p.steps
+        ]  # fmt: skip
+
+    def headline(self) -> str:
+        parts = [clip(self.prompt, 40)]
+        for p in self.pairs:
+            summary = p.summary()
+            numbers = [f"mean JS {summary['mean_js']:.4g}"] if summary["steps"] else ["no steps"]
+            if p.completions is not None:
+                numbers.append(p.completions.describe())
+            parts.append(f"{p.a} vs {p.b}: {', '.join(numbers)}")
+        parts.append(f"{len(self.continuation_ids)} steps")
+        return " · ".join(parts)
+
+
+def compare_work(engines: Sequence[Engine], params: SamplingParams, continuation_given: bool, completions: CompletionBudget | None) -> int:
+    """The units `run_compare` reports to its progress callback: max_new_tokens for the greedy
+    continuation and for each engine's teacher forcing, max_nodes for each enumeration."""
+    distinct = len({id(e) for e in engines})
+    work = (0 if continuation_given else params.max_new_tokens) + distinct * params.max_new_tokens
+    return work + (distinct * completions.max_nodes if completions is not None else 0)
 
 
 def run_compare(
@@ -161,44 +228,73 @@ def run_compare(
     top: int = 10,
     completions: CompletionBudget | None = CompletionBudget(),
     chat: bool = False,
+    progress: Progress | None = None,
 ) -> CompareReport:
     """Compare the first engine with each other one (see the module docstring).
 
     Without `continuation`, the shared continuation is the first engine's greedy one
     (argmax of its raw logits), `params.max_new_tokens` long or up to its end of sequence.
+    The same engine object given twice is run once.
     """
     if len(engines) < 2:
         raise ParameterError("compare needs at least two engines or models")
     if top < 1:
-        raise ParameterError(f"top must be >= 1, got {top}")
+        raise ParameterError(f"top must be >= 1, got {top}", param="top")
     for engine in engines:
         require_logits(engine, "compare (whole next-token distributions)")
+    advance = progress or (lambda units, label=None: None)
     labels = engine_labels(engines)
     first = engines[0]
     prompt_ids = encode_prompt(first.tokenizer, prompt, chat)
     for engine, label in zip(engines[1:], labels[1:]):
-        check_shared_vocabulary(first, engine, labels[0], label, prompt_ids, encode_prompt(engine.tokenizer, prompt, chat))
+        if engine is not first:
+            check_shared_vocabulary(first, engine, labels[0], label, prompt_ids, encode_prompt(engine.tokenizer, prompt, chat))
     if continuation is None:
+        advance(0, f"greedy continuation of {labels[0]}")
         greedy = SamplingParams(do_sample=False, max_new_tokens=params.max_new_tokens, stop_at_eos=params.stop_at_eos)
         cont_ids = decode(first, prompt_ids, greedy, RandomSpec(), [0])[0].tokens
         source = f"greedy continuation of {labels[0]} (argmax of its raw logits)"
+        advance(params.max_new_tokens)
     else:
         cont_ids = continuation_ids(first.tokenizer, prompt, continuation, prompt_ids, chat)
         source = "given (--continuation)"
-    logprobs = [forced_logprobs(e, [prompt_ids], 0, cont_ids) for e in engines]
-    decode_one = TokenText(first)
+    logprobs: dict[int, np.ndarray] = {}
+    for engine, label in zip(engines, labels):
+        if id(engine) not in logprobs:
+            advance(0, f"teacher forcing {label}")
+            logprobs[id(engine)] = forced_logprobs(engine, [prompt_ids], 0, cont_ids)
+            advance(params.max_new_tokens)
+    text = _token_text(first)
     enumerations: dict[int, Enumeration] = {}
-    pairs = []
-    for j in range(1, len(engines)):
-        if logprobs[0].shape != logprobs[j].shape:
-            raise EngineError(f"{labels[0]} gives {logprobs[0].shape[-1]} logits per step and {labels[j]} {logprobs[j].shape[-1]}")
-        pair = PairComparison(labels[0], labels[j], compare_steps(logprobs[0], logprobs[j], cont_ids, top, decode_one))
-        if completions is not None:
+
+    def enumeration(engine: Engine, label: str) -> Enumeration:
+        if id(engine) not in enumerations:
+            assert completions is not None
+            advance(0, f"completions of {label}")
+            done = [0]
+
+            def expanded(n: int) -> None:
+                done[0] += n
+                advance(n)
+
             enum_params = params.with_(max_new_tokens=completions.max_new_tokens)
-            for k in (0, j):
-                if k not in enumerations:
-                    enumerations[k] = enumerate_completions(engines[k], prompt_ids, enum_params, mass=completions.mass, max_nodes=completions.max_nodes)
-            pair.completions = completion_overlap(enumerations[0], enumerations[j], completions, first.tokenizer.decode)
+            enumerations[id(engine)] = enumerate_completions(
+                engine, prompt_ids, enum_params, mass=completions.mass, max_nodes=completions.max_nodes, progress=expanded
+            )
+            advance(max(completions.max_nodes - done[0], 0))  # stopped early: the rest of its budget is done too
+        return enumerations[id(engine)]
+
+    pairs = []
+    lp_first = logprobs[id(first)]
+    for j in range(1, len(engines)):
+        lp_j = logprobs[id(engines[j])]
+        if lp_first.shape != lp_j.shape:
+            raise EngineError(f"{labels[0]} gives {lp_first.shape[-1]} logits per step and {labels[j]} {lp_j.shape[-1]}")
+        pair = PairComparison(labels[0], labels[j], compare_steps(lp_first, lp_j, cont_ids, top, text))
+        if completions is not None:
+            pair.completions = completion_overlap(
+                enumeration(first, labels[0]), enumeration(engines[j], labels[j]), completions, first.tokenizer.decode
+            )
         pairs.append(pair)
     return CompareReport(
         prompt=prompt, chat=chat, params=params.to_dict(),
@@ -208,37 +304,72 @@ def run_compare(
     )  # fmt: skip
 
 
-def engine_specs(engines: Sequence[Any], models: Sequence[str | None]) -> list[tuple[Any, str | None]]:
+def pair_sides(engines: Sequence[Any], models: Sequence[Any]) -> list[tuple[Any, Any]]:
     """(engine, model) for each side: two engines on one model, one engine on two models,
     or as many engines as models, paired in order."""
     engines, models = list(engines) or ["hf"], list(models) or [None]
     if len(engines) == len(models):
-        specs = list(zip(engines, models))
+        sides = list(zip(engines, models))
     elif len(engines) == 1:
-        specs = [(engines[0], m) for m in models]
+        sides = [(engines[0], m) for m in models]
     elif len(models) == 1:
-        specs = [(e, models[0]) for e in engines]
+        sides = [(e, models[0]) for e in engines]
     else:
         raise ParameterError(f"give one engine, one model, or as many engines as models (got {len(engines)} engines, {len(models)} models)")
-    if len(specs) < 2:
-        raise ParameterError("compare needs two models or two engines: --model A --model B, or --engine hf --engine llamacpp")
-    return specs
+    if len(sides) < 2:
+        raise ParameterError("compare needs two models or two engines (two models on one engine, or two engines on one model)")
+    return sides
 
 
 def engine_labels(engines: Sequence[Engine]) -> list[str]:
-    """"engine:model" for each, numbered where two would read the same."""
+    """"engine:model" for each; where two read the same, the settings that differ between them
+    (dtype=bfloat16) are added, or else a number (#1, #2)."""
     labels = [f"{e.name}:{e.model_id}" for e in engines]
-    return [f"{lab}#{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
+    out = []
+    for i, (label, engine) in enumerate(zip(labels, engines)):
+        twins = [e for lab, e in zip(labels, engines) if lab == label]
+        if len(twins) == 1:
+            out.append(label)
+            continue
+        settings = [_settings(e) for e in twins]
+        differ = [k for k in LABEL_SETTINGS if len({repr(s.get(k)) for s in settings}) > 1]
+        mine = _settings(engine)
+        out.append(f"{label} ({', '.join(f'{k}={mine.get(k)}' for k in differ)})" if differ else f"{label}#{i + 1}")
+    return out if len(set(out)) == len(out) else [f"{lab}#{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
+
+
+def _settings(engine: Engine) -> dict[str, Any]:
+    describe = getattr(engine, "describe", None)
+    return describe() if callable(describe) else {}
+
+
+def _token_text(engine: Engine) -> Callable[[int], str]:
+    """Decoded text of single tokens, memoised."""
+    cache: dict[int, str] = {}
+
+    def text(token: int) -> str:
+        if token not in cache:
+            cache[token] = engine.tokenizer.decode([token])
+        return cache[token]
+
+    return text
+
+
+_SHARED: weakref.WeakKeyDictionary[Any, weakref.WeakSet[Any]] = weakref.WeakKeyDictionary()
+"""Tokenizers whose whole vocabularies were found equal (decoding one takes about a second)."""
 
 
 def check_shared_vocabulary(a: Engine, b: Engine, label_a: str, label_b: str, ids_a: Sequence[int], ids_b: Sequence[int]) -> None:
-    """Refuse engines whose token ids do not mean the same strings (the whole vocabulary is decoded)."""
+    """Refuse engines whose token ids do not mean the same strings (the whole vocabulary is
+    decoded, once per pair of tokenizers)."""
     ta, tb = a.tokenizer, b.tokenizer
     problem = None
     if ta.vocab_size != tb.vocab_size:
         problem = f"vocabulary sizes {ta.vocab_size} and {tb.vocab_size}"
     elif list(ids_a) != list(ids_b):
         problem = "the prompt encodes to different token ids"
+    elif _known_shared(ta, tb):
+        return
     else:
         for i in range(ta.vocab_size):
             if ta.decode([i]) != tb.decode([i]):
@@ -249,13 +380,24 @@ def check_shared_vocabulary(a: Engine, b: Engine, label_a: str, label_b: str, id
             f"{label_a} and {label_b} do not share a vocabulary ({problem}): next-token distributions "
             "can only be compared token by token over one vocabulary; compare models with the same tokenizer"
         )
+    try:
+        _SHARED.setdefault(ta, weakref.WeakSet()).add(tb)
+    except TypeError:  # a tokenizer that cannot be weakly referenced: checked again next time
+        pass
+
+
+def _known_shared(ta: Any, tb: Any) -> bool:
+    try:
+        return tb in _SHARED.get(ta, ())
+    except TypeError:
+        return False
 
 
 def continuation_ids(tokenizer: Any, prompt: str, text: str, prompt_ids: Sequence[int], chat: bool) -> list[int]:
     """Token ids of `text` following the prompt: as the tokenizer splits prompt + text when
     the prompt's tokens survive that (raw prompts), else `text` encoded alone."""
     if not text:
-        raise ParameterError("--continuation must not be empty")
+        raise ParameterError("continuation must not be empty", param="continuation")
     if not chat:
         whole = tokenizer.encode(prompt + text)
         if whole[: len(prompt_ids)] == list(prompt_ids) and len(whole) > len(prompt_ids):
@@ -263,11 +405,11 @@ def continuation_ids(tokenizer: Any, prompt: str, text: str, prompt_ids: Sequenc
     alone, lead = tokenizer.encode(text), tokenizer.encode("")
     ids = alone[len(lead) :] if lead and alone[: len(lead)] == lead else alone  # no BOS in the middle
     if not ids:
-        raise ParameterError("--continuation encodes to zero tokens")
+        raise ParameterError("continuation encodes to zero tokens", param="continuation")
     return list(ids)
 
 
-def compare_steps(lp_a: np.ndarray, lp_b: np.ndarray, continuation: Sequence[int], top: int, text: Any) -> list[StepComparison]:
+def compare_steps(lp_a: np.ndarray, lp_b: np.ndarray, continuation: Sequence[int], top: int, text: Callable[[int], str]) -> list[StepComparison]:
     """Per-step divergences between two [T, vocab] log-prob arrays."""
     pa, pb = np.exp(lp_a), np.exp(lp_b)
     kl_ab = np.atleast_1d(kl_divergence(pa, pb))
@@ -318,8 +460,7 @@ def store_compare(store: Any, engines: Sequence[Engine], report: CompareReport, 
     names = ",".join(dict.fromkeys(e.name for e in engines))
     models = ",".join(dict.fromkeys(e.model_id for e in engines))
     run_id = store.create_run("compare", manifest, report.prompt, names, models)
-    report.run_id = run_id
-    store.save_result(run_id, "report", report.to_dict())
-    store.set_status(run_id, "complete")
+    with store.recording(run_id):
+        report.run_id = run_id
+        store.save_result(run_id, "report", report.to_dict())
     return run_id
-

@@ -2,8 +2,8 @@
 
 A side is a stored run (`ID`: its trace, or else its sample 0; `ID:SAMPLE`;
 `ID:PROMPT:SAMPLE` for a run over a prompt set) or a trace JSON file written by
-`tokendice trace --json`. With traces, the divergence step shows both top-k lists;
-stored samples carry the chosen tokens' model log-probabilities only.
+`tokendice trace --json` (or `Trace.to_json()`). With traces, the divergence step shows
+both top-k lists; stored samples carry the chosen tokens' model log-probabilities only.
 """
 
 from __future__ import annotations
@@ -13,14 +13,17 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from tokendice.analysis.branching import first_divergence
-from tokendice.jsonutil import finite_json
 from tokendice.errors import ParameterError, StoreError
+from tokendice.experiments.results import Result, clip, init_fields
+from tokendice.jsonutil import finite_json
 from tokendice.store.db import Store
 
 _RUN_SPEC = re.compile(r"([0-9a-fA-F]{4,})(?::(\d+))?(?::(\d+))?")
+ENDED = "(end)"
+"""The text shown for a side that had stopped where the other went on."""
 
 
 @dataclass
@@ -33,7 +36,7 @@ class DiffSide:
     engine: str | None
     tokens: list[int]
     token_texts: list[str]
-    model_logprobs: list[float | None]
+    model_logprobs: list[float | None]  # None: not reported, or -inf
     top: list[list[dict[str, Any]]] | None = None  # per step: {token_id, text, model_prob, model_logprob}
     finish_reason: str | None = None
     condition: str | None = None  # for a sample of an audit: the condition it ran under
@@ -42,31 +45,107 @@ class DiffSide:
     def text(self) -> str:
         return "".join(self.token_texts)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DiffSide:
+        return cls(**init_fields(cls, data))
 
-@dataclass
-class DiffReport:
+
+@dataclass(repr=False)
+class RunDiff(Result):
+    """Two generations token by token: the first step where they fork, both choices (and both
+    top-k lists, from traces) there, and the log-prob drift along their common prefix."""
+
+    kind: ClassVar[str] = "diff"
+    COLUMNS: ClassVar[tuple[str, ...]] = ("step", "token_a", "token_b", "logprob_a", "logprob_b", "abs_diff", "diverged")
+
     a: DiffSide
     b: DiffSide
     first_divergence: int | None  # None: the same tokens
     common_steps: int
-    drift: list[dict[str, Any]] = field(default_factory=list)  # per common step: step, token, logprob_a, logprob_b, abs_diff
+    drift: list[dict[str, Any]] = field(default_factory=list)  # per common step: step, token_id, text, logprob_a, logprob_b, abs_diff
     max_drift: float | None = None
     divergence: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    run_id: str | None = None  # a diff reads stored runs and is not stored itself: always None
 
     @property
     def identical(self) -> bool:
         return self.first_divergence is None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {"kind": self.kind, **asdict(self)}
         data["identical"] = self.identical
         data["a"]["text"], data["b"]["text"] = self.a.text, self.b.text
         return finite_json(data)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunDiff:
+        return cls(**init_fields(cls, data, "a", "b"), a=DiffSide.from_dict(data["a"]), b=DiffSide.from_dict(data["b"]))
 
-def load_side(spec: str, store: Store | None = None) -> DiffSide:
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per common step, then the step where the two fork (if they do)."""
+        rows = [
+            {"step": d["step"], "token_a": d["text"], "token_b": d["text"], "logprob_a": d["logprob_a"],
+             "logprob_b": d["logprob_b"], "abs_diff": d["abs_diff"], "diverged": False}
+            for d in self.drift
+        ]  # fmt: skip
+        if self.divergence is not None:
+            a, b = self.divergence["a"], self.divergence["b"]
+            rows.append({
+                "step": self.divergence["step"], "token_a": a["text"] if a["token_id"] is not None else None,
+                "token_b": b["text"] if b["token_id"] is not None else None, "logprob_a": a["model_logprob"],
+                "logprob_b": b["model_logprob"], "abs_diff": None, "diverged": True,
+            })  # fmt: skip
+        return rows
+
+    def headline(self) -> str:
+        prompt = self.a.prompt if self.a.prompt is not None else self.b.prompt
+        parts = [clip(prompt, 40)] if prompt is not None else []
+        parts.append(f"{_short(self.a.source)} vs {_short(self.b.source)}")
+        if self.identical:
+            parts.append(f"identical ({self.common_steps} tokens)")
+        else:
+            d = self.divergence or {}
+            choices = f"{json.dumps(d['a']['text'], ensure_ascii=False)} vs {json.dumps(d['b']['text'], ensure_ascii=False)}" if d else ""
+            parts.append(f"first divergence at step {self.first_divergence}: {choices}")
+        parts.append("max drift " + ("-" if self.max_drift is None else f"{self.max_drift:.3g}"))
+        return " · ".join(parts)
+
+
+def _short(source: str) -> str:
+    """A side's source for a one-line repr: a file by its name."""
+    name = Path(source).name if ("/" in source or "\\" in source) else source
+    return name if len(name) <= 30 else name[:29] + "…"
+
+
+class _Stores:
+    """The run store, opened only when a side is a run (two trace files need no database)."""
+
+    def __init__(self, store: Store | None, db: Any) -> None:
+        self.given, self.db, self.opened = store, db, None
+
+    def get(self) -> Store:
+        if self.given is not None:
+            return self.given
+        if self.opened is None:
+            self.opened = Store(self.db)
+        return self.opened
+
+    def close(self) -> None:
+        if self.opened is not None:
+            self.opened.close()
+
+
+def load_side(spec: str, store: Store | None = None, db: Any = None) -> DiffSide:
     """A side from a trace JSON file or a stored run (`ID`, `ID:SAMPLE`, `ID:PROMPT:SAMPLE`)."""
+    stores = _Stores(store, db)
+    try:
+        return _load_side(spec, stores)
+    finally:
+        stores.close()
+
+
+def _load_side(spec: str, stores: _Stores) -> DiffSide:
     path = Path(spec).expanduser()
     if path.is_file():
         try:
@@ -79,13 +158,7 @@ def load_side(spec: str, store: Store | None = None) -> DiffSide:
         raise ParameterError(f"{spec!r} is neither a trace JSON file nor a run id (ID, ID:SAMPLE or ID:PROMPT:SAMPLE)")
     run_id, first, second = match.groups()
     prompt_index, sample = (int(first), int(second)) if second is not None else (0, None if first is None else int(first))
-    own = store is None
-    store = store or Store()
-    try:
-        return _side_from_run(store, spec, run_id, prompt_index, sample)
-    finally:
-        if own:
-            store.close()
+    return _side_from_run(stores.get(), spec, run_id, prompt_index, sample)
 
 
 def side_from_trace(data: Any, source: str) -> DiffSide:
@@ -99,7 +172,7 @@ def side_from_trace(data: Any, source: str) -> DiffSide:
             tokens=[int(s["chosen"]["token_id"]) for s in steps], token_texts=[s["chosen"]["text"] for s in steps],
             model_logprobs=[_lp(s["chosen"].get("model_logprob")) for s in steps],
             top=[[_candidate(c) for c in s.get("top", [])] for s in steps], finish_reason=data.get("finish_reason"),
-        )
+        )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise ParameterError(f"{source}: malformed trace step ({exc!r})") from exc
 
@@ -113,6 +186,8 @@ def _side_from_run(store: Store, source: str, run_id: str, prompt_index: int, sa
         sample = 0
     found = [s for s in store.samples(run.id, prompt_index) if s.sample_id == sample]
     if not found:
+        if not store.count_samples(run.id):
+            raise StoreError(f"run {run.id} is a {run.kind} run with no stored generation to diff (status {run.status})")
         have = sorted(store.sample_ids(run.id, prompt_index))
         shown = f"{have[0]}..{have[-1]}" if have else "none"
         raise StoreError(f"run {run.id} has no sample {sample} for prompt {prompt_index} (samples: {shown})")
@@ -123,7 +198,7 @@ def _side_from_run(store: Store, source: str, run_id: str, prompt_index: int, sa
         source=source, prompt=_run_prompt(report, run.prompt, prompt_index), model=run.model, engine=run.engine,
         tokens=list(s.tokens), token_texts=list(s.token_texts), model_logprobs=[_lp(x) for x in s.model_logprobs],
         finish_reason=s.finish_reason,
-    )
+    )  # fmt: skip
     for c in report.get("conditions") or []:  # an audit: which condition this sample ran under
         if isinstance(c, dict) and sample in (c.get("sample_ids") or []):
             side.condition = c.get("label")
@@ -138,16 +213,16 @@ def _run_prompt(report: dict[str, Any], prompt: str, prompt_index: int) -> str:
     return prompt
 
 
-def diff_sides(a: DiffSide, b: DiffSide) -> DiffReport:
+def diff_sides(a: DiffSide, b: DiffSide) -> RunDiff:
     """Align two sides token by token: first divergence, log-prob drift on the common prefix."""
     k = first_divergence(a.tokens, b.tokens)
     common = len(a.tokens) if k is None else k
-    report = DiffReport(a=a, b=b, first_divergence=k, common_steps=common)
+    report = RunDiff(a=a, b=b, first_divergence=k, common_steps=common)
     for t in range(common):
         la, lb = a.model_logprobs[t], b.model_logprobs[t]
         gap = None if la is None or lb is None else (0.0 if la == lb else abs(la - lb))
         report.drift.append({"step": t, "token_id": a.tokens[t], "text": a.token_texts[t],
-                             "logprob_a": la, "logprob_b": lb, "abs_diff": gap})
+                             "logprob_a": la, "logprob_b": lb, "abs_diff": gap})  # fmt: skip
     gaps = [d["abs_diff"] for d in report.drift if d["abs_diff"] is not None]
     report.max_drift = max(gaps) if gaps else None
     if k is not None:
@@ -162,14 +237,20 @@ def diff_sides(a: DiffSide, b: DiffSide) -> DiffReport:
     return report
 
 
-def diff(spec_a: str, spec_b: str, store: Store | None = None) -> DiffReport:
-    """Load both sides and diff them."""
-    return diff_sides(load_side(spec_a, store), load_side(spec_b, store))
+def diff(spec_a: str | DiffSide, spec_b: str | DiffSide, store: Store | None = None, db: Any = None) -> RunDiff:
+    """Load both sides (the store `store`, else the one at `db`, opened only for a run) and diff them;
+    a side may also be given loaded (a `DiffSide`)."""
+    stores = _Stores(store, db)
+    try:
+        a, b = (s if isinstance(s, DiffSide) else _load_side(s, stores) for s in (spec_a, spec_b))
+        return diff_sides(a, b)
+    finally:
+        stores.close()
 
 
 def _choice(side: DiffSide, step: int) -> dict[str, Any]:
     if step >= len(side.tokens):
-        return {"token_id": None, "text": "(end)", "model_logprob": None, "finish_reason": side.finish_reason}
+        return {"token_id": None, "text": ENDED, "model_logprob": None, "finish_reason": side.finish_reason}
     return {"token_id": side.tokens[step], "text": side.token_texts[step], "model_logprob": side.model_logprobs[step]}
 
 

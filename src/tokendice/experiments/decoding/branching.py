@@ -20,7 +20,7 @@ from tokendice.engines.base import Engine
 from tokendice.experiments.decoding.decode import Completion, logprobs_at
 from tokendice.params import SamplingParams
 from tokendice.sampling.chain import SamplerChain
-from tokendice.sampling.rng import stream_hash
+from tokendice.hashing import stream_hash
 
 
 @dataclass

@@ -14,12 +14,14 @@ import heapq
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 
 from tokendice.engines.base import Engine, left_pad
 from tokendice.errors import EngineError, ParameterError
+from tokendice.experiments.results import Result, clip
+from tokendice.jsonutil import finite_json
 from tokendice.params import SamplingParams
 from tokendice.sampling.chain import SamplerChain
 
@@ -38,15 +40,46 @@ class ExactCompletion:
     def prob(self) -> float:
         return math.exp(self.logprob)
 
+    @property
+    def model_prob(self) -> float:
+        return math.exp(self.model_logprob)
 
-@dataclass
-class Enumeration:
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "tokens": list(self.tokens), "prob": self.prob, "logprob": self.logprob,
+                "model_logprob": self.model_logprob, "finish_reason": self.finish_reason}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExactCompletion:
+        return cls(tuple(data["tokens"]), data["text"], _logprob(data["logprob"]), _logprob(data["model_logprob"]), data["finish_reason"])
+
+
+def _logprob(value: Any) -> float:
+    """A log-probability read back from JSON, where -inf was written as null."""
+    return -math.inf if value is None else float(value)
+
+
+@dataclass(repr=False)
+class Enumeration(Result):
+    """Every completion of a prompt with its exact probability under the sampling distribution,
+    best first, and where the rest of the mass is: not yet expanded (frontier) or pruned.
+
+    `to_dataframe()`: one row per completion, most probable first (columns `COLUMNS`).
+    """
+
+    kind: ClassVar[str] = "enumerate"
+    COLUMNS: ClassVar[tuple[str, ...]] = ("rank", "text", "prob", "logprob", "model_prob", "model_logprob", "finish_reason", "n_tokens", "tokens")
+
     completions: list[ExactCompletion] = field(default_factory=list)
     expanded: int = 0  # prefixes whose next-token distribution was computed
     frontier_mass: float = 0.0  # mass of prefixes found but not expanded
     pruned_mass: float = 0.0  # mass of children not kept (below min_prob or past MAX_CHILDREN)
     target_mass: float = 0.99
     stopped_because: str = ""
+    prompt: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    engine: str = ""
+    model: str = ""
+    run_id: str | None = None
 
     @property
     def found_mass(self) -> float:
@@ -61,7 +94,13 @@ class Enumeration:
         return {c.tokens: c.prob for c in self.completions}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return finite_json({
+            "kind": self.kind,
+            "run_id": self.run_id,
+            "prompt": self.prompt,
+            "params": self.params,
+            "engine": self.engine,
+            "model": self.model,
             "distribution": "sampling (after the whole sampler chain)",
             "target_mass": self.target_mass,
             "found_mass": self.found_mass,
@@ -70,11 +109,30 @@ class Enumeration:
             "pruned_mass": self.pruned_mass,
             "expanded_prefixes": self.expanded,
             "stopped_because": self.stopped_because,
-            "completions": [
-                {"text": c.text, "tokens": list(c.tokens), "prob": c.prob, "logprob": c.logprob, "model_logprob": c.model_logprob, "finish_reason": c.finish_reason}
-                for c in self.completions
-            ],
-        }
+            "completions": [c.to_dict() for c in self.completions],
+        })  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Enumeration:
+        return cls(
+            completions=[ExactCompletion.from_dict(c) for c in data["completions"]], expanded=data["expanded_prefixes"],
+            frontier_mass=data["frontier_mass"], pruned_mass=data["pruned_mass"], target_mass=data["target_mass"],
+            stopped_because=data["stopped_because"], prompt=data.get("prompt", ""), params=dict(data.get("params") or {}),
+            engine=data.get("engine", ""), model=data.get("model", ""), run_id=data.get("run_id"),
+        )  # fmt: skip
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"rank": i, "text": c.text, "prob": c.prob, "logprob": c.logprob, "model_prob": c.model_prob, "model_logprob": c.model_logprob,
+             "finish_reason": c.finish_reason, "n_tokens": len(c.tokens), "tokens": list(c.tokens)}
+            for i, c in enumerate(self.completions, 1)
+        ]  # fmt: skip
+
+    def headline(self) -> str:
+        top = f" · top {clip(self.completions[0].text, 30)} p={self.completions[0].prob:.4f}" if self.completions else ""
+        model = f" · {self.model}" if self.model else ""
+        return (f"{clip(self.prompt, 40)} · {len(self.completions)} completions hold {self.found_mass:.4f} of the mass "
+                f"(target {self.target_mass:g}){top}{model}")  # fmt: skip
 
 
 def enumerate_completions(

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-from tokendice.analysis import ENDED, Frequency, first_divergence_step, goodness_of_fit, tarr_at_n, unique_outputs
+from tokendice.analysis import ENDED, FitResult, Frequency, first_divergence_step, goodness_of_fit, tarr_at_n, unique_outputs
 from tokendice.experiments.decoding.enumerate import Enumeration
 from tokendice.store import SampleRecord
+
+def _float(value: Any) -> float:
+    """A number read back from JSON, where NaN was written as null."""
+    return math.nan if value is None else float(value)
+
 
 @dataclass
 class CompletionRow:
@@ -24,6 +29,37 @@ class CompletionRow:
     frequency: Frequency  # observed count among n, share, 95% Wilson interval
     exact_prob: float | None  # under the sampling distribution
 
+    def to_dict(self) -> dict[str, Any]:
+        f = self.frequency
+        return {"text": self.text, "tokens": list(self.tokens), "count": f.count, "share": f.share,
+                "wilson95": [f.low, f.high], "exact_prob": self.exact_prob}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], n: int) -> CompletionRow:
+        low, high = data["wilson95"]
+        frequency = Frequency(count=data["count"], n=n, share=data["share"], low=low, high=high)
+        return cls(data["text"], tuple(data["tokens"]), frequency, data.get("exact_prob"))
+
+
+@dataclass
+class Fit:
+    """The goodness-of-fit test of one prompt's counts against exact probabilities (its summary)."""
+
+    method: str  # "g" (G-test) or "chi2"
+    statistic: float
+    dof: int
+    p_value: float
+    categories: int  # after pooling rare ones
+    n: int
+
+    @classmethod
+    def of(cls, fit: FitResult) -> Fit:
+        return cls(fit.method, fit.statistic, fit.dof, fit.p_value, fit.categories, fit.n)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fit:
+        return cls(data["method"], _float(data["statistic"]), data["dof"], _float(data["p_value"]), data["categories"], data["n"])
+
 
 @dataclass
 class StepSpread:
@@ -31,6 +67,10 @@ class StepSpread:
     reaching: int  # samples with a token at this step
     distinct_prefixes: int  # distinct prefixes of length step + 1
     top_tokens: list[tuple[str, int]]  # most frequent tokens chosen at this step, with counts
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepSpread:
+        return cls(data["step"], data["reaching"], data["distinct_prefixes"], [(t, c) for t, c in data["top_tokens"]])
 
 
 @dataclass
@@ -42,54 +82,67 @@ class PrefixCheck:
     reached: int  # samples that generated this prefix
     rows: list[dict[str, Any]]  # token, predicted sampling prob, model prob, observed count, Wilson interval
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PrefixCheck:
+        return cls(data["prefix"], list(data["prefix_tokens"]), data["reached"], [dict(r) for r in data["rows"]])
+
+
+EXACT_PREFIX = "sampling distribution, from "
+
 
 @dataclass
 class SampleAnalysis:
+    """What one prompt's samples say: distinct completions (most frequent first) with Wilson
+    intervals and exact probabilities, the fit test, where samples spread, the prefix check."""
+
     n: int
     distinct: int
     tarr: float  # 1.0 when all n outputs are identical
     exact_source: str
     completions: list[CompletionRow]
-    fit: Any  # analysis.goodness.FitResult or None
+    fit: Fit | None
     first_divergence_step: int | None
     spread: list[StepSpread] = field(default_factory=list)
     at_prefix: PrefixCheck | None = None
+    prompt: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        fit = None
-        if self.fit is not None:
-            fit = {
-                "method": self.fit.method,
-                "statistic": self.fit.statistic,
-                "dof": self.fit.dof,
-                "p_value": self.fit.p_value,
-                "categories": self.fit.categories,
-                "n": self.fit.n,
-            }
         return {
             "n": self.n,
             "distinct": self.distinct,
             "tarr": self.tarr,
-            "exact_probabilities": f"sampling distribution, from {self.exact_source}",
-            "completions": [
-                {
-                    "text": c.text,
-                    "tokens": list(c.tokens),
-                    "count": c.frequency.count,
-                    "share": c.frequency.share,
-                    "wilson95": [c.frequency.low, c.frequency.high],
-                    "exact_prob": c.exact_prob,
-                }
-                for c in self.completions
-            ],
-            "goodness_of_fit": fit,
+            "exact_probabilities": EXACT_PREFIX + self.exact_source,
+            "completions": [c.to_dict() for c in self.completions],
+            "goodness_of_fit": asdict(self.fit) if self.fit is not None else None,
             "first_divergence_step": self.first_divergence_step,
-            "spread": [vars(s) for s in self.spread],
-            "at_prefix": vars(self.at_prefix) if self.at_prefix else None,
+            "spread": [asdict(s) for s in self.spread],
+            "at_prefix": asdict(self.at_prefix) if self.at_prefix else None,
+            "prompt": self.prompt,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SampleAnalysis:
+        source = data.get("exact_probabilities") or ""
+        return cls(
+            n=data["n"], distinct=data["distinct"], tarr=_float(data["tarr"]),
+            exact_source=source[len(EXACT_PREFIX):] if source.startswith(EXACT_PREFIX) else source,
+            completions=[CompletionRow.from_dict(c, data["n"]) for c in data["completions"]],
+            fit=Fit.from_dict(data["goodness_of_fit"]) if data.get("goodness_of_fit") else None,
+            first_divergence_step=data.get("first_divergence_step"),
+            spread=[StepSpread.from_dict(s) for s in data.get("spread") or []],
+            at_prefix=PrefixCheck.from_dict(data["at_prefix"]) if data.get("at_prefix") else None,
+            prompt=data.get("prompt", ""),
+        )  # fmt: skip
 
-def analyze_samples(samples: Sequence[SampleRecord], exact: Enumeration | None = None, greedy: bool = False) -> SampleAnalysis:
+    @property
+    def top(self) -> CompletionRow | None:
+        """The most frequent completion."""
+        return self.completions[0] if self.completions else None
+
+
+def analyze_samples(
+    samples: Sequence[SampleRecord], exact: Enumeration | None = None, greedy: bool = False, prompt: str = ""
+) -> SampleAnalysis:
     """Summarise one prompt's samples; `exact` (an enumeration) gives test categories independent of the data."""
     n = len(samples)
     by_tokens: dict[tuple[int, ...], SampleRecord] = {}
@@ -109,22 +162,23 @@ def analyze_samples(samples: Sequence[SampleRecord], exact: Enumeration | None =
         CompletionRow(by_tokens[k].text, k, Frequency.of(c, n), probs.get(k))
         for k, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
-    fit = None
+    fit: Fit | None = None
     if probs and (len(counts) > 1 or exact is not None):
         known = {k: p for k, p in probs.items() if p > 0}
         rest = max(0.0, 1.0 - math.fsum(known.values()))
         scale = 1.0 if rest > 0 or math.isclose(math.fsum(known.values()), 1.0, abs_tol=1e-6) else 1.0 / math.fsum(known.values())
-        fit = goodness_of_fit(dict(counts), {k: p * scale for k, p in known.items()}, unexplored_mass=rest)
+        fit = Fit.of(goodness_of_fit(dict(counts), {k: p * scale for k, p in known.items()}, unexplored_mass=rest))
     texts = [s.text for s in samples]
     return SampleAnalysis(
         n=n,
         distinct=unique_outputs(texts),
-        tarr=tarr_at_n([texts]),
+        tarr=tarr_at_n([texts]) if texts else math.nan,
         exact_source=source,
         completions=rows,
         fit=fit,
         first_divergence_step=first_divergence_step([s.tokens for s in samples]) if n > 1 else None,
         spread=_spread(samples),
+        prompt=prompt,
     )
 
 

@@ -19,7 +19,6 @@ from tokendice.engines.blackbox import (
     finish_reason,
     text_token_id,
 )
-from tokendice.errors import ParameterError
 from tokendice.params import SamplingParams
 from tokendice.store import SampleRecord
 
@@ -138,18 +137,3 @@ def consistency_warning(report: dict[str, Any] | None) -> str | None:
     example = (found.get("examples") or [""])[0]
     return (f"{len(bad)} of {found.get('checked', '?')} samples contradict the reported logprobs under the requested "
             f"settings (the server processed them in a way not requested); e.g. {example}")  # fmt: skip
-
-
-def resume_options(described: dict[str, Any], base_url: str | None, api_key_env: str) -> dict[str, Any]:
-    """Options to rebuild a run's openai engine from its manifest: the server address
-    (unless `base_url` moves it), endpoint and limits. The key's variable comes from the caller."""
-    url = base_url or described.get("base_url")
-    if not url:
-        raise ParameterError("this run's manifest has no base_url: pass --base-url")
-    options: dict[str, Any] = {"base_url": url, "api_key_env": api_key_env}
-    for key in ("endpoint", "timeout", "max_retries", "concurrency"):
-        if described.get(key) is not None:
-            options[key] = described[key]
-    if described.get("server") not in (None, "unknown"):
-        options["server"] = described["server"]
-    return options

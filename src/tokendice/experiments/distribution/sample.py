@@ -1,7 +1,7 @@
 """Sample many completions of one or more prompts and store every one of them.
 
 Two methods with the same distribution: `independent` (sample i has its own random
-stream, so any subset can be recomputed identically: that is how `--resume` works)
+stream, so any subset can be recomputed identically: that is how a run resumes)
 and `branching` (samples split among distinct prefixes; deterministic for a seed,
 so a resumed branching run recomputes and stores what is missing). Samples are
 committed to the store in batches: a killed run loses at most the batch in flight.
@@ -10,14 +10,18 @@ committed to the store in batches: a killed run loses at most the batch in fligh
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from tokendice.engines.base import Engine
+from tokendice.engines.blackbox import check_blackbox_request
+from tokendice.engines.spec import ENGINE_KINDS
 from tokendice.errors import ParameterError, StoreError
 from tokendice.experiments.decoding.decode import Completion, decode_chunks
 from tokendice.experiments.decoding.prompting import encode_prompt
-from tokendice.params import RandomSpec, SamplingParams
-from tokendice.store import SampleRecord, Store, build_manifest
+from tokendice.experiments.distribution.blackbox import BlackBoxSampling, blackbox_manifest
+from tokendice.params import RandomSpec, SamplingParams, require_bool, require_choice, require_int
+from tokendice.store import SampleRecord, Store
+from tokendice.store.records import RunRecord
 
 METHODS = ("independent", "branching")
 
@@ -36,17 +40,17 @@ class SampleSpec:
     batch_size: int = 250
 
     def __post_init__(self) -> None:
-        if not self.prompts or any(not p or not p.strip() for p in self.prompts):
-            raise ParameterError("every prompt must be a non-empty string")
-        if self.n < 1:
-            raise ParameterError(f"n must be >= 1, got {self.n}")
-        if self.method not in METHODS:
-            raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.batch_size < 1:
-            raise ParameterError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.method == "branching" and self.rng != "per-sample":
-            raise ParameterError("the branching sampler draws per prefix: use --rng per-sample")
+        if not self.prompts or any(not isinstance(p, str) or not p.strip() for p in self.prompts):
+            raise ParameterError("every prompt must be a non-empty string", param="prompt")
+        if not isinstance(self.params, SamplingParams):
+            raise ParameterError(f"params must be a SamplingParams, got {type(self.params).__name__}", param="params")
+        require_int("n", self.n, 1)
+        require_choice("method", self.method, METHODS)
+        require_int("batch_size", self.batch_size, 1)
+        require_bool("chat", self.chat)
         RandomSpec(self.seed, self.rng)
+        if self.method == "branching" and self.rng != "per-sample":
+            raise ParameterError("the branching sampler draws per prefix: use rng='per-sample'", param="rng")
 
     def to_manifest(self) -> dict[str, Any]:
         data = asdict(self)
@@ -66,16 +70,63 @@ Progress = Callable[[int], None]
 """Called with the number of samples just completed."""
 
 
-def start_sample_run(store: Store, engine: Engine, spec: SampleSpec) -> str:
+class SampleSink(Protocol):
+    """Where drawn samples go: the run store, or memory (`save=False`)."""
+
+    def stored(self, prompt_index: int) -> set[int]: ...
+    def add(self, batch: list[SampleRecord], server: dict[str, Any] | None) -> None: ...
+    def server_report(self) -> dict[str, Any] | None: ...
+
+
+class StoreSink:
+    """Samples committed to a stored run, one transaction per batch. A black-box run's
+    consistency tally goes in the same transaction as the samples it counts, so a killed
+    process leaves the two in step."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+
+    def stored(self, prompt_index: int) -> set[int]:
+        return self.store.sample_ids(self.run_id, prompt_index=prompt_index)
+
+    def add(self, batch: list[SampleRecord], server: dict[str, Any] | None) -> None:
+        self.store.add_samples(self.run_id, batch, results={"server": server} if server is not None else None)
+
+    def server_report(self) -> dict[str, Any] | None:
+        return self.store.get_result(self.run_id, "server")
+
+
+class MemorySink:
+    """Samples kept in memory (nothing written)."""
+
+    def __init__(self) -> None:
+        self.samples: list[SampleRecord] = []
+        self.server: dict[str, Any] | None = None
+
+    def stored(self, prompt_index: int) -> set[int]:
+        return {s.sample_id for s in self.samples if s.prompt_index == prompt_index}
+
+    def add(self, batch: list[SampleRecord], server: dict[str, Any] | None) -> None:
+        self.samples.extend(batch)
+        if server is not None:
+            self.server = server
+
+    def server_report(self) -> dict[str, Any] | None:
+        return self.server
+
+    def ordered(self) -> list[SampleRecord]:
+        return sorted(self.samples, key=lambda s: (s.prompt_index, s.sample_id))
+
+
+def start_sample_run(store: Store, engine: Engine, spec: SampleSpec, analysis: dict[str, Any] | None = None) -> str:
     """Create the run (status 'running') with its full manifest; returns the run id."""
     extra: dict[str, Any] = {"sample": spec.to_manifest()}
+    if analysis is not None:
+        extra["analysis"] = analysis
     if not engine.kind.white_box:
-        from tokendice.experiments.trace.blackbox import blackbox_manifest
-
         extra.update(blackbox_manifest(engine, spec))  # type: ignore[arg-type]
-    manifest = build_manifest("sample", spec.params.to_dict(), engine.describe(), extra)
     prompt = spec.prompts[0] if len(spec.prompts) == 1 else f"{len(spec.prompts)} prompts"
-    return store.create_run("sample", manifest, prompt, engine.name, engine.model_id, n_requested=spec.n * len(spec.prompts))
+    return store.start_run("sample", prompt, engine.describe(), spec.params.to_dict(), extra, n_requested=spec.n * len(spec.prompts))
 
 
 def load_sample_spec(store: Store, run_id: str) -> SampleSpec:
@@ -85,38 +136,24 @@ def load_sample_spec(store: Store, run_id: str) -> SampleSpec:
     return SampleSpec.from_manifest(run.manifest["sample"])
 
 
-def fill_sample_run(store: Store, engine: Engine, run_id: str, progress: Progress | None = None) -> None:
-    """Compute and store every sample of the run that is not stored yet."""
-    run = store.get_run(run_id)
-    spec = load_sample_spec(store, run_id)
-    if (run.engine, run.model) != (engine.name, engine.model_id):
-        raise ParameterError(f"run {run.id} was made with {run.engine}/{run.model}, not {engine.name}/{engine.model_id}")
-    if spec.rng == "torch" and store.count_samples(run.id):
-        raise ParameterError("a run with --rng torch cannot be resumed identically: use --rng per-sample")
-    store.set_status(run.id, "running")
-    blackbox = None
-    if not engine.kind.white_box:  # a server: it samples, tokendice stores what it reports
-        from tokendice.experiments.trace.blackbox import BlackBoxSampling
-
-        blackbox = BlackBoxSampling(engine, spec.params, spec.seed)  # type: ignore[arg-type]
-    try:
-        for index, prompt in enumerate(spec.prompts):
-            missing = sorted(set(range(spec.n)) - store.sample_ids(run.id, prompt_index=index))
-            if progress is not None:
-                progress(spec.n - len(missing))
-            if not missing:
-                continue
-            for batch in _records(engine, blackbox, index, prompt, spec, missing, progress):
-                store.add_samples(run.id, batch)
-                if progress is not None and spec.method == "independent":
-                    progress(len(batch))
-    except BaseException:
-        store.set_status(run.id, "interrupted")
-        raise
-    finally:
-        if blackbox is not None:
-            store.save_result(run.id, "server", blackbox.report(store.get_result(run.id, "server")))
-    store.set_status(run.id, "complete")
+def draw_samples(engine: Engine, spec: SampleSpec, sink: SampleSink, progress: Progress | None = None) -> dict[str, Any] | None:
+    """Compute every sample of `spec` that `sink` lacks and hand it over in batches. Returns
+    the server's report for a black-box engine (what it is, the consistency check), else None."""
+    if not engine.kind.white_box:
+        check_blackbox_request(engine, spec.rng, spec.chat, spec.method)
+    blackbox = BlackBoxSampling(engine, spec.params, spec.seed) if not engine.kind.white_box else None  # type: ignore[arg-type]
+    previous = sink.server_report()
+    for index, prompt in enumerate(spec.prompts):
+        missing = sorted(set(range(spec.n)) - sink.stored(index))
+        if not missing:
+            continue
+        # the branching sampler reports finished samples as it goes (when it computes only what is missing)
+        inner = progress if spec.method == "branching" and len(missing) == spec.n else None
+        for batch in _records(engine, blackbox, index, prompt, spec, missing, inner):
+            sink.add(batch, blackbox.report(previous) if blackbox is not None else None)
+            if progress is not None and inner is None:
+                progress(len(batch))
+    return blackbox.report(previous) if blackbox is not None else None
 
 
 def _records(engine: Engine, blackbox: Any, index: int, prompt: str, spec: SampleSpec, missing: Sequence[int], progress: Progress | None):
@@ -144,6 +181,24 @@ def _completions(engine: Engine, prompt_ids: list[int], spec: SampleSpec, missin
     completions = [c for c in branch_sample(engine, prompt_ids, spec.params, spec.n, spec.seed, progress) if c.sample_id in wanted]
     for start in range(0, len(completions), spec.batch_size):
         yield completions[start : start + spec.batch_size]
+
+
+LEGACY_OPTION_NAMES = {"attn_implementation": "attention"}
+"""Engine description keys of earlier versions, by the option they recorded."""
+
+
+def recorded_engine(run: RunRecord) -> dict[str, Any]:
+    """The engine options a run recorded (its manifest's engine description) that an
+    `EngineSpec` for its engine takes: the settings to rebuild the engine with. Runs of
+    earlier versions (`attn_implementation`, threads as torch counted them) included."""
+    kind = ENGINE_KINDS.get(run.engine)
+    if kind is None:
+        return {}
+    described = {LEGACY_OPTION_NAMES.get(k, k): v for k, v in (run.manifest.get("engine") or {}).items()}
+    options = {o.name: described[o.name] for o in kind.options if described.get(o.name) is not None}
+    if options.get("server") == "unknown":
+        del options["server"]  # not detected then: detect again
+    return options
 
 
 class TokenText:

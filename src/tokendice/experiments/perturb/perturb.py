@@ -17,6 +17,7 @@ together; every teacher-forced score comes from one pass over a prefix trie.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -34,7 +35,7 @@ from tokendice.experiments.perturb.score import PromptBatch, score_completions
 from tokendice.experiments.perturb.tv import TVEstimate, tv_exact, tv_samples
 from tokendice.experiments.decoding.prompting import encode_prompt
 from tokendice.experiments.perturb.variants import Variant, VariantSet
-from tokendice.params import RandomSpec, SamplingParams
+from tokendice.params import RandomSpec, SamplingParams, require_bool, require_int, require_number
 from tokendice.sampling.chain import SamplerChain
 
 Progress = Callable[[int, str], None]
@@ -58,14 +59,13 @@ class PerturbSettings:
     max_rows: int = 256
 
     def __post_init__(self) -> None:
-        if self.samples < 2:
-            raise ParameterError(f"samples must be >= 2, got {self.samples}")
-        if not 0 < self.mass <= 1:
-            raise ParameterError(f"mass must be in (0, 1], got {self.mass}")
-        if self.max_nodes < 1:
-            raise ParameterError(f"max_nodes must be >= 1, got {self.max_nodes}")
-        if self.max_rows < 1:
-            raise ParameterError(f"max_rows must be >= 1, got {self.max_rows}")
+        if not isinstance(self.params, SamplingParams):
+            raise ParameterError(f"params must be a SamplingParams, got {type(self.params).__name__}", param="params")
+        require_int("samples", self.samples, 2)
+        require_number("mass", self.mass, 0.0, 1.0, low_open=True)
+        require_int("max_nodes", self.max_nodes, 1)
+        require_bool("distribution", self.distribution)
+        require_int("max_rows", self.max_rows, 1)
         RandomSpec(self.seed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +111,7 @@ class VariantResult:
         fields = copy.deepcopy(data)
         fields["variant"] = Variant.from_dict(fields["variant"])
         fields["tv"] = None if fields["tv"] is None else TVEstimate.from_dict(fields["tv"])
+        fields["orig_response_delta"] = _or(fields["orig_response_delta"], -math.inf)  # JSON wrote -inf as null
         return cls(**fields)
 
 
@@ -137,7 +138,14 @@ class PromptReport:
         """The inverse of `to_dict`: a resumed suite reads back the prompts it already finished,
         so the summary can be recomputed over every prompt."""
         fields = copy.deepcopy({k: v for k, v in data.items() if k != "variants"})
+        posix = fields["posix"]  # JSON wrote -inf log-likelihoods (and so an infinite psi) as null
+        posix["loglik"] = [[_or(x, -math.inf) for x in row] for row in posix["loglik"]]
+        posix["psi"] = _or(posix["psi"], math.inf)
         return cls(**fields, variants=[VariantResult.from_dict(v) for v in data["variants"]])
+
+
+def _or(value: float | None, non_finite: float) -> float:
+    return non_finite if value is None else value
 
 
 def analyse_prompt(
@@ -147,7 +155,7 @@ def analyse_prompt(
     meter = _Meter(progress, settings.distribution)
     variants, skipped, ids = _encode(engine, vset)
     if not variants:
-        raise ParameterError(f"no variant of {vset.original.prompt!r} is left to measure (all were skipped)")
+        raise ParameterError(f"no variant of {vset.original.prompt!r} is left to measure (all were skipped)", param="variants")
     everyone = [vset.original] + variants
     params = settings.params
     meter.stage("first", "first step and greedy outputs")

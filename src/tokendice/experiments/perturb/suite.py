@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -15,27 +15,38 @@ from tokendice.engines.base import Engine
 from tokendice.errors import EngineError, ParameterError, StoreError
 from tokendice.experiments.perturb.perturb import UNITS_PER_PROMPT, PerturbSettings, Progress, PromptReport, VariantResult, analyse_prompt
 from tokendice.experiments.perturb.variants import VariantSet
+from tokendice.experiments.results import Result, clip
+from tokendice.jsonutil import finite_json
 
 if TYPE_CHECKING:
     from tokendice.store.db import Store
     from tokendice.store.records import RunRecord
 
 
-@dataclass
-class PerturbReport:
-    """The result of `tokendice perturb`: one PromptReport per prompt and a summary over them."""
+@dataclass(repr=False)
+class PerturbReport(Result):
+    """Prompt sensitivity (`tokendice.perturb`): for every prompt, how far each variant moved the
+    output (a PromptReport, variants ranked most disruptive first), and a summary over the prompts
+    (per variant kind and per variant; POSIX, the mean psi)."""
+
+    kind: ClassVar[str] = "perturb"
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "prompt_index", "prompt", "variant", "kind", "rank", "tv", "tv_low", "tv_high", "tv_method", "js_model",
+        "js_sampling", "top1_changed", "greedy_same", "greedy_divergence", "orig_top1_model_prob",
+    )  # fmt: skip
 
     engine: str
     model: str
     settings: PerturbSettings
-    prompts: list[PromptReport]
-    summary: dict[str, Any]
-    engine_description: dict[str, Any] = field(default_factory=dict)
+    prompts: list[PromptReport] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=lambda: summarize([]))
+    engine_description: dict[str, Any] = field(default_factory=dict)  # the manifest's; not in to_dict
     seconds: float = 0.0
     run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return finite_json({
+            "kind": self.kind,
             "run_id": self.run_id,
             "engine": self.engine,
             "model": self.model,
@@ -44,7 +55,45 @@ class PerturbReport:
             "seconds": self.seconds,
             "summary": self.summary,
             "prompts": [p.to_dict() for p in self.prompts],
-        }
+        })  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PerturbReport:
+        """The inverse of `to_dict` (also of the reports tokendice stored before results had a
+        `kind`); the summary is recomputed from the prompts, as it was made."""
+        settings = PerturbSettings.from_dict({**data["settings"], "params": data["params"]})
+        prompts = [PromptReport.from_dict(p) for p in data["prompts"]]
+        return cls(data["engine"], data["model"], settings, prompts, summarize(prompts), {}, float(data.get("seconds") or 0.0), data.get("run_id"))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per (prompt, variant), in rank order within each prompt."""
+        rows = []
+        for index, p in enumerate(self.prompts):
+            for r in p.variants:
+                tv = r.tv
+                rows.append({
+                    "prompt_index": index, "prompt": p.prompt, "variant": r.variant.name, "kind": r.variant.kind,
+                    "rank": r.rank, "tv": tv.value if tv else None, "tv_low": tv.low if tv else None,
+                    "tv_high": tv.high if tv else None, "tv_method": tv.method if tv else None, "js_model": r.js_model,
+                    "js_sampling": r.js_sampling, "top1_changed": r.top1_changed, "greedy_same": r.greedy_same,
+                    "greedy_divergence": r.greedy_divergence, "orig_top1_model_prob": r.orig_top1_model_prob,
+                })  # fmt: skip
+        return rows
+
+    def headline(self) -> str:
+        where = f"{self.model} ({self.engine})"
+        if not self.prompts:
+            return f"no prompt measured yet · {where}"
+        posix = self.summary.get("posix")
+        if len(self.prompts) == 1:
+            p = self.prompts[0]
+            top = p.variants[0]
+            moved = f"TV {top.tv.value:.3f}" if top.tv else f"JS {top.js_model:.3f}"
+            return (f"{clip(p.prompt, 40)} · {len(p.variants)} variants · most disruptive: {top.variant.name} ({moved}) · "
+                    f"POSIX {posix:.3f} · {where}")
+        return (f"{len(self.prompts)} prompts ({clip(self.prompts[0].prompt, 30)}, …) · most disruptive kind: "
+                f"{self.summary.get('most_disruptive_kind')} · POSIX {posix:.3f} · {where}")
+
 
 
 def run_perturb(
@@ -95,27 +144,25 @@ def fill_perturb_run(
     the prompts before it, so a suite filled in several sessions stores the same report as
     one filled at once (only the wall times differ; `seconds` adds up the sessions).
     `progress` gets the units of the prompts measured now, none for those already held,
-    so that a progress bar can start where the earlier session stopped.
+    so that a progress bar can start where the earlier session stopped. With a `store`,
+    the run is 'running' meanwhile, 'complete' after, and 'interrupted' if anything stops it.
     """
-    done = len(report.prompts)
+    if store is None:
+        return _fill(engine, vsets, report, progress, None)
+    with store.recording(report.run_id):
+        return _fill(engine, vsets, report, progress, store)
+
+
+def _fill(engine: Engine, vsets: Sequence[VariantSet], report: PerturbReport, progress: Progress | None, store: Store | None) -> PerturbReport:
     base, start = report.seconds, time.perf_counter()
-    try:
+    for index in range(len(report.prompts), len(vsets)):
+        prefix = f"prompt {index + 1}/{len(vsets)} · " if len(vsets) > 1 else ""
+        step = None if progress is None else (lambda k, label, p=prefix: progress(k, p + label))
+        report.prompts.append(analyse_prompt(engine, vsets[index], report.settings, step))
+        report.summary = summarize(report.prompts)
+        report.seconds = base + time.perf_counter() - start
         if store is not None:
-            store.set_status(report.run_id, "running")
-        for index in range(done, len(vsets)):
-            prefix = f"prompt {index + 1}/{len(vsets)} · " if len(vsets) > 1 else ""
-            step = None if progress is None else (lambda k, label, p=prefix: progress(k, p + label))
-            report.prompts.append(analyse_prompt(engine, vsets[index], report.settings, step))
-            report.summary = summarize(report.prompts)
-            report.seconds = base + time.perf_counter() - start
-            if store is not None:
-                store.save_result(report.run_id, "report", report.to_dict())
-    except BaseException:
-        if store is not None:
-            store.set_status(report.run_id, "interrupted")
-        raise
-    if store is not None:
-        store.set_status(report.run_id, "complete")
+            store.save_result(report.run_id, "report", report.to_dict())
     return report
 
 
@@ -133,16 +180,43 @@ def perturb_record(store: Store, run_id: str) -> RunRecord:
     try:
         record = store.get_run(run_id)
     except StoreError as exc:
-        raise ParameterError(f"cannot resume: {exc}") from exc
+        raise ParameterError(f"cannot resume: {exc}", param="run_id") from exc
     if record.kind != "perturb" or "perturb" not in record.manifest:
-        raise ParameterError(f"run {record.id} is a {record.kind} run, not a perturb run")
+        raise ParameterError(f"run {record.id} is a {record.kind} run, not a perturb run", param="run_id")
     if record.status == "complete":
-        raise ParameterError(f"run {record.id} is already complete: nothing to resume (tokendice runs show {record.id})")
+        raise ParameterError(f"run {record.id} is already complete: nothing to resume (tokendice runs show {record.id})", param="run_id")
     return record
 
 
+def run_plan(record: RunRecord) -> tuple[PerturbSettings, list[VariantSet], bool]:
+    """What a perturb run measures, from its manifest: settings with the sampler, every prompt's
+    variants (as they were made, not rebuilt from today's generators) and the chat flag."""
+    try:
+        section = record.manifest["perturb"]
+        settings = _manifest_settings(record.manifest)
+        vsets = [VariantSet.from_dict(v) for v in section["variants"]]
+        return settings, vsets, bool(section.get("chat", False))
+    except (KeyError, TypeError) as exc:
+        raise StoreError(f"run {record.id} cannot be read back: its manifest is incomplete ({exc!r})") from exc
+
+
+def read_perturb_run(store: Store, record: RunRecord) -> PerturbReport:
+    """The stored report of a perturb run so far (none of its prompts if it stopped before the first)."""
+    settings, vsets, _ = run_plan(record)
+    try:
+        saved = store.get_result(record.id, "report")
+        finished = [PromptReport.from_dict(p) for p in saved["prompts"]] if saved else []
+    except (KeyError, TypeError) as exc:
+        raise StoreError(f"run {record.id} cannot be read back: its report is incomplete ({exc!r})") from exc
+    if len(finished) > len(vsets) or [p.prompt for p in finished] != [v.original.prompt for v in vsets[: len(finished)]]:
+        raise StoreError(f"run {record.id} cannot be read back: its report does not follow the prompts of its manifest")
+    seconds = float(saved.get("seconds") or 0.0) if saved else 0.0
+    description = dict(record.manifest.get("engine") or {})
+    return PerturbReport(record.engine, record.model, settings, finished, summarize(finished), description, seconds, record.id)
+
+
 def load_perturb_run(store: Store, run_id: str, engine: Engine) -> tuple[PerturbReport, list[VariantSet]]:
-    """The stored report so far and every prompt's variant set, read back from the run.
+    """The stored report so far and every prompt's variant set, to measure the rest on `engine`.
 
     Settings, sampler parameters, chat flag and variants all come from the manifest,
     never from the caller or from today's variant generators, so the prompts still to
@@ -151,25 +225,15 @@ def load_perturb_run(store: Store, run_id: str, engine: Engine) -> tuple[Perturb
     record = perturb_record(store, run_id)
     _require_logits(engine)
     if (record.engine, record.model) != (engine.name, engine.model_id):
-        raise ParameterError(f"run {record.id} was made with {record.engine}/{record.model}, not {engine.name}/{engine.model_id}")
-    try:
-        settings = _manifest_settings(record.manifest)
-        vsets = [VariantSet.from_dict(v) for v in record.manifest["perturb"]["variants"]]
-        saved = store.get_result(record.id, "report") or {"prompts": [], "seconds": 0.0}  # none before the first prompt
-        finished = [PromptReport.from_dict(p) for p in saved["prompts"]]
-    except (KeyError, TypeError) as exc:
-        raise StoreError(f"run {record.id} cannot be resumed: its manifest or report is incomplete ({exc!r})") from exc
-    if len(finished) > len(vsets) or [p.prompt for p in finished] != [v.original.prompt for v in vsets[: len(finished)]]:
-        raise StoreError(f"run {record.id} cannot be resumed: its report does not follow the prompts of its manifest")
-    description = dict(record.manifest.get("engine") or engine.describe())
-    report = PerturbReport(record.engine, record.model, settings, finished, summarize(finished), description, saved["seconds"], record.id)
-    return report, vsets
+        raise ParameterError(f"run {record.id} was made with {record.engine}/{record.model}, not {engine.name}/{engine.model_id}", param="engine")
+    _, vsets, _ = run_plan(record)
+    return read_perturb_run(store, record), vsets
 
 
 def _require_logits(engine: Engine) -> None:
     """Refuse a sampling-only engine before a run is created or resumed, not after its first prompt."""
     if not engine.kind.white_box:
-        raise EngineError(f"perturb needs next-token logits; the {engine.name} engine only returns samples (use --engine hf or llamacpp)")
+        raise EngineError(f"perturb needs next-token logits; the {engine.name} engine only returns samples (use engine='hf' or 'llamacpp')")
 
 
 def total_units(vsets: Sequence[VariantSet]) -> int:
@@ -226,8 +290,6 @@ def summarize(reports: Sequence[PromptReport]) -> dict[str, Any]:
 
 def _start_run(store: Store, report: PerturbReport, vsets: Sequence[VariantSet], chat: bool) -> str:
     """Create the run of kind 'perturb' with its manifest: settings, prompts and every variant."""
-    from tokendice.store import build_manifest
-
     prompts = [v.original.prompt for v in vsets]
     extra = {
         "perturb": {
@@ -237,9 +299,8 @@ def _start_run(store: Store, report: PerturbReport, vsets: Sequence[VariantSet],
             "variants": [v.to_dict() for v in vsets],
         }
     }
-    manifest = build_manifest("perturb", report.settings.params.to_dict(), report.engine_description, extra)
     label = prompts[0] if len(prompts) == 1 else f"({len(prompts)} prompts) {prompts[0]}"
-    return store.create_run("perturb", manifest, label, report.engine, report.model)
+    return store.start_run("perturb", label, report.engine_description, report.settings.params.to_dict(), extra)
 
 
 def _manifest_settings(manifest: dict[str, Any]) -> PerturbSettings:

@@ -11,11 +11,14 @@ or an earlier variant's, is skipped with a note rather than measured twice.
 from __future__ import annotations
 
 import json
+import os
 import re
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
+from tokendice.engines.spec import suggest
 from tokendice.errors import ParameterError
+from tokendice.experiments.results import Result, clip
 
 FINAL_PUNCT = ".!?:;,"
 PLACEHOLDER = "{p}"
@@ -147,7 +150,7 @@ def apply(name: str, prompt: str, chat: bool) -> Variant:
     for part in parts:
         generator = GENERATORS.get(part)
         if generator is None:
-            raise ParameterError(f"unknown variant {part!r}; known: {', '.join(GENERATORS)} (join with '+')")
+            raise ParameterError(f"unknown variant {part!r}{suggest(part, GENERATORS)} (known: {', '.join(GENERATORS)}; join with '+')", param="variants")
         text = generator.transform(text)
         if generator.chat is not None:
             encoded_chat = generator.chat
@@ -178,7 +181,7 @@ def make_variants(
     out of every built-in, the non-default ones included).
     """
     if not isinstance(prompt, str) or not prompt.strip():
-        raise ParameterError("prompt must be a non-empty string")
+        raise ParameterError("prompt must be a non-empty string", param="prompt")
     check_kinds(kinds)
     by_user_name = {u.name: u for u in user}
     if names is not None:
@@ -206,30 +209,41 @@ def make_variants(
 def check_kinds(kinds: Iterable[str] | None) -> None:
     unknown = sorted(set(kinds or ()) - set(KINDS))
     if unknown:
-        raise ParameterError(f"unknown variant kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
+        raise ParameterError(f"unknown variant kind(s) {', '.join(unknown)}{suggest(unknown[0], KINDS)} (known: {', '.join(KINDS)})", param="kinds")
 
 
-def parse_names(text: str | None) -> list[str] | None:
-    """A comma-separated list of variant names (None stays None)."""
+def parse_names(text: str | Sequence[str] | None, param: str = "variants") -> list[str] | None:
+    """Variant names (or kinds): a list, or one comma-separated string; None stays None."""
     if text is None:
         return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    if isinstance(text, str):
+        names = [n.strip() for n in text.split(",") if n.strip()]
+    elif isinstance(text, (list, tuple)) and all(isinstance(n, str) for n in text):
+        names = [n.strip() for n in text if n.strip()]
+    else:
+        raise ParameterError(f"{param} must be a list of names or a comma-separated string, got {text!r}", param=param)
     if not names:
-        raise ParameterError("--variants-only needs at least one variant name")
+        raise ParameterError(f"{param} must name at least one variant{' kind' if param == 'kinds' else ''}", param=param)
     return names
 
 
-def read_variants_file(path: str) -> list[UserVariant]:
+def read_variants_file(path: str | os.PathLike[str]) -> list[UserVariant]:
     """One variant a line (a literal prompt, or a template with {p}; `\\n` stands for a newline), or
     JSONL objects {"name": ..., "prompt": ..., "chat": ...} ("name" and "chat" optional; a line
-    starting with `{"` is JSON). Blank lines are skipped."""
+    starting with `{"` is JSON). Blank lines are skipped. Every problem is a one-line ParameterError."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.rstrip("\n") for line in f]
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as exc:
-        raise ParameterError(f"cannot read variants file {path}: {exc.strerror}") from exc
+        raise ParameterError(f"cannot read variants file {path}: {exc.strerror}", param="user_variants") from None
+    if b"\0" in data:
+        raise ParameterError(f"variants file {path} is a binary file, not text: one variant a line, or JSONL", param="user_variants")
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"variants file {path} is not UTF-8 text (byte {exc.start} is not valid)", param="user_variants") from None
     out: list[UserVariant] = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(content.splitlines(), 1):
         if not line.strip():
             continue
         name, text, chat = f"user.{len(out) + 1}", line.replace("\\n", "\n"), None
@@ -240,14 +254,33 @@ def read_variants_file(path: str) -> list[UserVariant]:
                 name = str(item.get("name") or name)
                 chat = item.get("chat")
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise ParameterError(f"{path}:{number}: expected a JSON object with a \"prompt\" field") from exc
+                raise ParameterError(f"{path}:{number}: expected a JSON object with a \"prompt\" field", param="user_variants") from exc
             if chat is not None and not isinstance(chat, bool):
-                raise ParameterError(f"{path}:{number}: \"chat\" must be true or false")
+                raise ParameterError(f"{path}:{number}: \"chat\" must be true or false", param="user_variants")
         if name in GENERATORS or name == "original" or any(u.name == name for u in out):
-            raise ParameterError(f"{path}:{number}: variant name {name!r} is already taken")
+            raise ParameterError(f"{path}:{number}: variant name {name!r} is already taken", param="user_variants")
         out.append(UserVariant(name, text, chat))
     if not out:
-        raise ParameterError(f"{path} holds no variants")
+        raise ParameterError(f"variants file {path} holds no variants", param="user_variants")
+    return out
+
+
+def user_variants_of(value: Any) -> list[UserVariant]:
+    """`user_variants` as the API takes it: a path to a variants file, or a list of
+    UserVariant or strings (a string is a template holding {p}, or a literal prompt)."""
+    if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+        return read_variants_file(os.fsdecode(value))
+    if not isinstance(value, (list, tuple)):
+        raise ParameterError(f"user_variants must be a path to a variants file or a list of variants, got {value!r}", param="user_variants")
+    out: list[UserVariant] = []
+    for i, item in enumerate(value, 1):
+        if isinstance(item, str) and item.strip():
+            item = UserVariant(f"user.{i}", item)
+        if not isinstance(item, UserVariant) or not isinstance(item.text, str) or not item.text.strip():
+            raise ParameterError(f"user_variants[{i - 1}] must be a non-empty string or a UserVariant, got {item!r}", param="user_variants")
+        if item.name in GENERATORS or item.name == "original" or any(u.name == item.name for u in out):
+            raise ParameterError(f"user_variants[{i - 1}]: variant name {item.name!r} is already taken", param="user_variants")
+        out.append(item)
     return out
 
 
@@ -260,8 +293,57 @@ def build_variant_sets(
 ) -> list[VariantSet]:
     """The variants of every prompt of a suite; literal user variants only make sense for one prompt."""
     if not prompts:
-        raise ParameterError("give at least one prompt")
+        raise ParameterError("give at least one prompt", param="prompts")
     literal = [u.name for u in user if not u.is_template]
     if literal and len(prompts) > 1:
-        raise ParameterError(f"variant(s) {', '.join(literal)} are literal prompts; with --prompts use templates holding {{p}}")
+        raise ParameterError(f"variant(s) {', '.join(literal)} are literal prompts; with several prompts use templates holding {{p}}", param="user_variants")
     return [make_variants(p, chat, names, kinds, user) for p in prompts]
+
+
+def _kind_of(name: str) -> str:
+    """The kind of a variant named `name`: its built-in parts' kinds, else "user"."""
+    parts = [part.strip() for part in name.split("+")]
+    if all(part in GENERATORS for part in parts):
+        return "+".join(dict.fromkeys(GENERATORS[part].kind for part in parts))
+    return "user"
+
+
+@dataclass(repr=False)
+class VariantList(Result):
+    """The variants of one prompt or of several (`tokendice.variants`, `tokendice perturb --list`):
+    what `perturb` would measure, and what it would skip and why. No model is loaded."""
+
+    kind: ClassVar[str] = "variants"
+    COLUMNS: ClassVar[tuple[str, ...]] = ("prompt_index", "prompt", "variant", "kind", "chat", "text", "description", "skipped")
+
+    sets: list[VariantSet] = field(default_factory=list)
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "run_id": self.run_id, "prompts": [v.to_dict() for v in self.sets]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VariantList:
+        return cls([VariantSet.from_dict(v) for v in data["prompts"]], data.get("run_id"))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per variant of each prompt; a skipped one has its note in `skipped`."""
+        rows: list[dict[str, Any]] = []
+        for index, vset in enumerate(self.sets):
+            base = {"prompt_index": index, "prompt": vset.original.prompt}
+            for v in vset.variants:
+                rows.append({**base, "variant": v.name, "kind": v.kind, "chat": v.chat, "text": v.prompt,
+                             "description": v.description, "skipped": None})
+            for s in vset.skipped:
+                rows.append({**base, "variant": s["name"], "kind": _kind_of(s["name"]), "chat": None, "text": s["prompt"],
+                             "description": None, "skipped": s["note"]})
+        return rows
+
+    def headline(self) -> str:
+        measured = sum(len(v.variants) for v in self.sets)
+        skipped = sum(len(v.skipped) for v in self.sets)
+        counts = f"{measured} variants" + (f", {skipped} skipped" if skipped else "")
+        if len(self.sets) == 1:
+            return f"{clip(self.sets[0].original.prompt, 50)} · {counts}"
+        first = clip(self.sets[0].original.prompt, 30) if self.sets else ""
+        return f"{len(self.sets)} prompts ({first}, …) · {counts}"
