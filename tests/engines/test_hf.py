@@ -41,7 +41,7 @@ def test_padded_batch_gives_the_same_logits_as_alone(hf_engine):
 def test_full_recompute_matches_kv_cache():
     from tokendice.engines.hf import HFEngine
 
-    no_cache = HFEngine(use_cache=False)
+    no_cache = HFEngine(kv_cache=False)
     ids = no_cache.tokenizer.encode("The capital of France is")
     s = no_cache.extend(no_cache.prefill([ids]), torch.tensor([7042]))
     cached = HFEngine()

@@ -142,7 +142,7 @@ def test_sampling_decode_runs_and_reproduces(llamacpp_engine) -> None:  # type: 
 def test_load_engine_without_a_model_runs_the_embedded_gguf() -> None:
     # The audit's engine row loads every engine by name this way.
     pytest.importorskip("llama_cpp", reason="llama_cpp not importable: pip install 'tokendice[llamacpp]'")
-    engine = load_engine("llamacpp", None, n_threads=1)
+    engine = load_engine("llamacpp", None, threads=1)
     assert engine.model_id == "smollm2-135m" and engine.kind.white_box
     described = engine.describe()
     assert described["model_path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf") and described["threads"] == 1
