@@ -65,7 +65,7 @@ def test_to_dict_is_what_the_cli_prints(fakes, served, capsys) -> None:  # type:
     assert main(args) == 0  # the table, drawn by the renderer registered for "compare"
     out = capsys.readouterr().out
     assert "KL(A‖B)" in out and "summary fake:A vs fake:B" in out and "top-1 agreement 1.000 (2/2)" in out
-    assert "total variation distance" in out and "(exact)" in out and "stored (tokendice runs show" in out
+    assert "total variation distance" in out and "(exact)" in out and "stored as run " in out
 
 
 def test_cli_gives_each_engine_the_options_it_takes(served, capsys) -> None:  # type: ignore[no-untyped-def]

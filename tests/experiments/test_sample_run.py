@@ -8,13 +8,13 @@ import pytest
 from tests.experiments.fake_models import markov_chain
 from tokendice.errors import ParameterError, StoreError
 from tokendice.experiments.distribution.run import AnalysisOptions, summarise
+from tokendice.api._resume import recorded_engine
 from tokendice.experiments.distribution.sample import (
     MemorySink,
     SampleSpec,
     StoreSink,
     draw_samples,
     load_sample_spec,
-    recorded_engine,
     start_sample_run,
 )
 from tokendice.params import SamplingParams

@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 from tokendice.cli.common import (
     add_model_args, add_sampling_args, add_store_args, engine_from_args, given, random_keywords, sampling_keywords,
+    show,
 )
 from tokendice.engines.spec import EngineSpec
 from tokendice.errors import ParameterError
@@ -64,15 +65,7 @@ def run(args: argparse.Namespace) -> int:
                 if exc.param == "others":
                     raise ParameterError("--base-url is a server for the engines condition, which --conditions leaves out: add engines") from None
                 raise
-    if args.json:
-        print(result.to_json())
-        return 0
-    from tokendice.render.terminal import make_console, print_result
-
-    console = make_console()
-    print_result(result, console, notes=False)  # the notes went to stderr as they came
-    console.print(f"stored as run {result.run_id}")
-    return 0
+    return show(result, args, notes=False)  # the notes went to stderr as they came
 
 
 def _only_with(args: argparse.Namespace, where: str, **flags: str) -> None:

@@ -82,3 +82,18 @@ def engine_from_args(args: argparse.Namespace) -> EngineSpec:
 def engine_flags_given(args: argparse.Namespace) -> dict[str, Any]:
     """The engine flags given, by keyword (engine and model included): what a resume must check."""
     return given(args, "engine", "model", *ENGINE_FLAGS)
+
+
+def show(result: Any, args: argparse.Namespace, **options: Any) -> int:
+    """Print a command's result: its JSON with --json, else its terminal view (`options` go to the
+    renderer) and, for a stored run, where it is. Returns the exit code, 0."""
+    if getattr(args, "json", False):
+        print(result.to_json())
+        return 0
+    from tokendice.render.terminal import make_console, print_result
+
+    console = make_console()
+    print_result(result, console, **options)
+    if getattr(result, "run_id", None):
+        console.print(f"[dim]stored as run {result.run_id} (tokendice runs show {result.run_id})[/]")
+    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tokendice.cli.common import add_sampling_args, add_store_args, given, sampling_keywords
+from tokendice.cli.common import add_sampling_args, add_store_args, given, sampling_keywords, show
 from tokendice.engines.spec import DTYPES, EngineSpec, engine_kind
 from tokendice.errors import ParameterError
 
@@ -85,12 +85,4 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError(f"rows must be >= 0, got {args.rows}", param="rows")
     keywords = given(args, "continuation", "top", "completions", "completion_tokens", "max_nodes", "mass", "chat")
     report = api.compare(args.prompt, engines=engine_sides(args), models=args.models, db=args.db, **keywords, **sampling_keywords(args))
-    if args.json:
-        print(report.to_json())
-        return 0
-    from tokendice.render.terminal import make_console, print_result
-
-    console = make_console()
-    print_result(report, console, rows=args.rows)
-    console.print(f"[dim]run {report.run_id} stored (tokendice runs show {report.run_id})[/]")
-    return 0
+    return show(report, args, rows=args.rows)

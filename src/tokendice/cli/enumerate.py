@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, engine_from_args, given, sampling_keywords
+from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, engine_from_args, given, sampling_keywords, show
 
 HELP = "enumerate completions exactly (best-first over the prefix tree) with their probabilities and the mass left"
 
@@ -31,12 +31,4 @@ def run(args: argparse.Namespace) -> int:
         args.prompt, engine=engine_from_args(args), db=args.db, progress=False if args.json else None,
         **given(args, "mass", "max_nodes", "min_prob"), **chat, **sampling_keywords(args),
     )  # fmt: skip
-    if args.json:
-        print(result.to_json())
-        return 0
-    from tokendice.render.terminal import make_console, print_result
-
-    console = make_console()
-    print_result(result, console, rows=args.rows)
-    console.print(f"[dim]run {result.run_id} stored (tokendice runs show {result.run_id})[/]")
-    return 0
+    return show(result, args, rows=args.rows)

@@ -14,6 +14,7 @@ from tokendice.cli.common import (
     given,
     random_keywords,
     sampling_keywords,
+    show,
 )
 
 HELP = "measure how far small, meaning-preserving prompt edits (whitespace, case, punctuation, quotes, templates) move the output"
@@ -74,16 +75,7 @@ def run(args: argparse.Namespace) -> int:
         result = api.variants(texts, names=names, chat=bool(args.chat), **choice)
     else:
         result = api.perturb(engine=engine_from_args(args), db=args.db, progress=_progress(args), **choice, **settings)
-    if args.json:
-        print(result.to_json())
-        return 0
-    from tokendice.render.terminal import make_console, print_result
-
-    console = make_console()
-    print_result(result, console, details=args.details)
-    if result.run_id:
-        console.print(f"[dim]stored as run {result.run_id} (tokendice runs show {result.run_id})[/]")
-    return 0
+    return show(result, args, details=args.details)
 
 
 def _progress(args: argparse.Namespace) -> bool | None:

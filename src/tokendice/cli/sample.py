@@ -14,6 +14,7 @@ from tokendice.cli.common import (
     given,
     random_keywords,
     sampling_keywords,
+    show,
 )
 
 HELP = "sample N completions (independent or branching), store them, and compare frequencies with exact probabilities"
@@ -70,15 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise type(exc)(_in_commands(str(exc))) from exc
     for warning in result.warnings:
         print(f"tokendice: warning: {warning}", file=sys.stderr)
-    if args.json:
-        print(result.to_json())
-        return 0
-    from tokendice.render.terminal import make_console, print_result
-
-    console = make_console()
-    print_result(result, console, rows=args.rows)
-    console.print(f"[dim]run {result.run_id} stored (tokendice runs show {result.run_id})[/]")
-    return 0
+    return show(result, args, rows=args.rows)
 
 
 def _in_commands(message: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, engine_from_args, random_keywords, sampling_keywords
+from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, engine_from_args, random_keywords, sampling_keywords, show
 from tokendice.inputs import check_output_path
 
 HELP = "generate once and show, at every step, what the model believed and what was sampled"
@@ -36,16 +36,5 @@ def run(args: argparse.Namespace) -> int:
     for warning in getattr(result, "warnings", []):
         print(f"tokendice: warning: {warning}", file=sys.stderr)
     if args.html:
-        from tokendice.render.html import trace_html
-
-        with open(args.html, "w", encoding="utf-8") as f:
-            f.write("<!doctype html><meta charset='utf-8'>" + trace_html(result))
-    if args.json:
-        print(result.to_json())
-        return 0
-    from tokendice.render.terminal import make_console, print_result
-
-    console = make_console()
-    print_result(result, console)
-    console.print(f"[dim]run {result.run_id} stored (tokendice runs show {result.run_id})[/]")
-    return 0
+        result.save_html(args.html)
+    return show(result, args)

@@ -14,14 +14,12 @@ from typing import Any, Callable, Protocol, Sequence
 
 from tokendice.engines.base import Engine
 from tokendice.engines.blackbox import check_blackbox_request
-from tokendice.engines.spec import ENGINE_KINDS
 from tokendice.errors import ParameterError, StoreError
 from tokendice.experiments.decoding.decode import Completion, decode_chunks
 from tokendice.experiments.decoding.prompting import encode_prompt
 from tokendice.experiments.distribution.blackbox import BlackBoxSampling, blackbox_manifest
 from tokendice.params import RandomSpec, SamplingParams, require_bool, require_choice, require_int
 from tokendice.store import SampleRecord, Store
-from tokendice.store.records import RunRecord
 
 METHODS = ("independent", "branching")
 
@@ -181,24 +179,6 @@ def _completions(engine: Engine, prompt_ids: list[int], spec: SampleSpec, missin
     completions = [c for c in branch_sample(engine, prompt_ids, spec.params, spec.n, spec.seed, progress) if c.sample_id in wanted]
     for start in range(0, len(completions), spec.batch_size):
         yield completions[start : start + spec.batch_size]
-
-
-LEGACY_OPTION_NAMES = {"attn_implementation": "attention"}
-"""Engine description keys of earlier versions, by the option they recorded."""
-
-
-def recorded_engine(run: RunRecord) -> dict[str, Any]:
-    """The engine options a run recorded (its manifest's engine description) that an
-    `EngineSpec` for its engine takes: the settings to rebuild the engine with. Runs of
-    earlier versions (`attn_implementation`, threads as torch counted them) included."""
-    kind = ENGINE_KINDS.get(run.engine)
-    if kind is None:
-        return {}
-    described = {LEGACY_OPTION_NAMES.get(k, k): v for k, v in (run.manifest.get("engine") or {}).items()}
-    options = {o.name: described[o.name] for o in kind.options if described.get(o.name) is not None}
-    if options.get("server") == "unknown":
-        del options["server"]  # not detected then: detect again
-    return options
 
 
 class TokenText:

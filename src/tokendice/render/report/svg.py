@@ -80,7 +80,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, value_label: str, marker_label
         parts.append("</g>")
     axis_y = top + row * max(1, len(bars)) + 4
     parts.append(_axis(x0, axis_y, plot, high))
-    legend = _text(x0, axis_y + 24, f"bars: {value_label}" + (f" · whiskers: 95% interval" if any(b.low is not None for b in bars) else ""))
+    legend = _text(x0, axis_y + 24, f"bars: {value_label}" + (" · whiskers: 95% interval" if any(b.low is not None for b in bars) else ""))
     if marker_label:
         legend += _text(x0 + plot, axis_y + 24, f"◆ {marker_label}", "end", f'fill="{ORANGE}"')
     parts.append(legend)
