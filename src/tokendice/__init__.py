@@ -49,6 +49,7 @@ _LAZY = {
     "show_run": "tokendice.api",
     "export_run": "tokendice.api",
     "models": "tokendice.api",
+    "report": "tokendice.api",
     # results
     "Trace": "tokendice.experiments.trace.trace",
     "BlackBoxTrace": "tokendice.experiments.trace.blackbox",

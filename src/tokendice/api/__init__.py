@@ -10,12 +10,13 @@ from __future__ import annotations
 from tokendice.api.audit import agreement, audit
 from tokendice.api.compare import compare, diff
 from tokendice.api.models import models
+from tokendice.api.report import report
 from tokendice.api.perturb import perturb, variants
 from tokendice.api.runs import export_run, load_run, resume, runs, show_run
 from tokendice.api.sample import enumerate_completions, sample
 from tokendice.api.trace import trace
 
 __all__ = [
-    "agreement", "audit", "compare", "diff", "enumerate_completions", "export_run", "load_run", "models", "perturb", "resume",
+    "agreement", "audit", "compare", "diff", "enumerate_completions", "export_run", "load_run", "models", "perturb", "report", "resume",
     "runs", "sample", "show_run", "trace", "variants",
 ]

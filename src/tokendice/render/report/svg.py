@@ -118,7 +118,7 @@ class LineChart:
 
 def line_chart(chart: LineChart, width: int = 720, height: int = 236) -> str:
     """Lines over steps, a dot per point with a tooltip; points link to a step's details."""
-    left, right, top, bottom = 48, 16, 44, 44
+    left, right, top, bottom = 60, 16, 44, 44
     n = max((len(s.values) for s in chart.series), default=0)
     values = [v for s in chart.series for v in s.values if v is not None and math.isfinite(v)]
     y_max = chart.y_max or (max(values) if values else 1.0) or 1.0
@@ -130,7 +130,7 @@ def line_chart(chart: LineChart, width: int = 720, height: int = 236) -> str:
         v = y_max * k / 4
         y = ys(v)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#eee"/>' + _text(left - 6, y + 4, num(v, 3), "end", 'fill="#555"'))
-    parts.append(_text(12, top + plot_h / 2, chart.y_label, "middle", f'transform="rotate(-90 12 {top + plot_h / 2:.0f})" fill="#555"'))
+    parts.append(_text(10, top + plot_h / 2, chart.y_label, "middle", f'transform="rotate(-90 10 {top + plot_h / 2:.0f})" fill="#555"'))
     if chart.highlight is not None and n:
         x = xs(chart.highlight)
         parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" stroke="{RED}" stroke-dasharray="4 3"/>')
