@@ -63,6 +63,58 @@ def test_posix_and_summary_by_hand(report):
     assert report.settings.params.max_new_tokens == 2 and report.settings.samples == 200
 
 
+def test_top_completions_are_the_originals_most_likely_with_every_prompts_probability(report):
+    top = report.prompts[0].top_completions
+    texts = ["ab", "ab?", "AB", "ab."]  # the original, then the variants in the order measured (before ranking)
+    assert top["names"] == ["original", "punct.question", "case.upper", "punct.period"]
+    assert top["texts"] == ["a<eos>", "b<eos>", "ax", "bx"]  # the original's completions, most likely first: .36 .28 .24 .12
+    assert top["tokens"] == [[1, 0], [2, 0], [1, 3], [2, 3]]
+    by_hand = [[completion_distribution(x).get(c, 0.0) for c in top["texts"]] for x in texts]
+    assert top["probs"] == [pytest.approx(row, abs=1e-6) for row in by_hand]
+    assert top["probs"][1] == pytest.approx([0.18, 0.8, 0.02, 0.0], abs=1e-6)  # "ab?": 0.2 * 0.9, 0.8 * 1, 0.2 * 0.1, 0.8 * 0
+
+
+def test_top_completions_are_exp_of_the_scored_sampling_logprobs(monkeypatch):
+    import numpy as np
+
+    from tokendice.experiments.perturb import perturb as module
+    from tokendice.experiments.perturb.score import PromptBatch, score_completions
+
+    monkeypatch.setattr(module, "TOP_COMPLETIONS", 3)
+    engine = prompt_dependent()
+    r = td.perturb("ab", engine=engine, variants=["punct.question", "case.upper"], max_new_tokens=2, temperature=2.0, save=False)
+    top = r.prompts[0].top_completions
+    assert len(top["texts"]) == 3 and top["texts"] == ["a<eos>", "b<eos>", "ax"]
+    ids = [engine.tokenizer.encode(x) for x in ("ab", "ab?", "AB")]
+    scored = score_completions(engine, PromptBatch.prefill(engine, ids), top["tokens"], r.settings.params)
+    assert np.allclose(top["probs"], np.exp(scored.sampling), atol=1e-12)
+
+    def tempered(probs):  # temperature 2: p^(1/2), renormalised
+        z = sum(math.sqrt(v) for v in probs.values())
+        return {k: math.sqrt(v) / z for k, v in probs.items()}
+
+    for row, x in zip(top["probs"], ("ab", "ab?", "AB")):  # p(sampling), not p(model): by hand, step by step
+        first = tempered(first_step(x))
+        hand = [first[c[0]] * tempered(second_step(x, c[0]))[c[1]] for c in (("a", "<eos>"), ("b", "<eos>"), ("a", "x"))]
+        assert row == pytest.approx(hand, abs=1e-6)
+
+
+def test_without_distributions_there_are_no_top_completions_and_old_reports_load_without_them(report):
+    r = td.perturb("ab", engine=prompt_dependent(), variants="punct.question", max_new_tokens=2, distribution=False, save=False)
+    assert r.prompts[0].top_completions == {} and r.to_dict()["prompts"][0]["top_completions"] == {}
+    data = report.to_dict()
+    del data["prompts"][0]["top_completions"]  # as a report stored before the field existed
+    assert td.PerturbReport.from_dict(data).prompts[0].top_completions == {}
+    assert td.PerturbReport.from_dict(report.to_dict()).prompts[0].top_completions == report.prompts[0].top_completions
+
+
+def test_top_completions_survive_the_store():
+    live = td.perturb("ab", engine=prompt_dependent(), variants=NAMES, max_new_tokens=2, samples=20)
+    again = td.load_run(live.run_id)
+    assert again.to_dict() == live.to_dict() and again.prompts[0].top_completions == live.prompts[0].top_completions
+    assert again.prompts[0].top_completions["texts"] == ["a<eos>", "b<eos>", "ax", "bx"]
+
+
 def test_max_new_tokens_is_8_unless_given():
     r = td.perturb("ab", engine=prompt_dependent(), variants="punct.question", save=False, distribution=False)
     assert r.settings.params.max_new_tokens == 8 and not r.settings.distribution
@@ -327,10 +379,15 @@ def test_a_run_stored_by_an_older_tokendice_loads_and_resumes():
         store.set_status(run_id, "interrupted")
     old = td.load_run(run_id)
     assert type(old) is td.PerturbReport and old.run_id == run_id and [p.prompt for p in old.prompts] == ["ab"]
-    assert without_timing(old.to_dict()) == without_timing({"kind": "perturb", **OLD_RUN["report"]})  # the summary recomputed alike
+    expected = {"kind": "perturb", **OLD_RUN["report"]}  # the summary recomputed alike; top completions were not kept then
+    expected["prompts"] = [{**p, "top_completions": {}} for p in expected["prompts"]]
+    assert without_timing(old.to_dict()) == without_timing(expected) and old.prompts[0].top_completions == {}
     resumed = td.resume(run_id, engine=prompt_dependent())
     clean = td.perturb(prompts=["ab", "ba"], engine=prompt_dependent(), variants="punct.question,case.upper", max_new_tokens=2, samples=20)
+    assert resumed.prompts[0].top_completions == {} and clean.prompts[0].top_completions["texts"]  # measured before they were kept
+    resumed.prompts[0].top_completions = clean.prompts[0].top_completions
     assert without_timing(resumed.to_dict()) == without_timing(clean.to_dict())
+    resumed.prompts[0].top_completions = {}
     assert td.load_run(run_id).to_dict() == resumed.to_dict()
 
 

@@ -95,3 +95,6 @@ def _align(value: Any) -> str:
 def _load_views() -> None:
     """Import the view modules (each registers its kinds with @view)."""
     from tokendice.render.report import trace  # noqa: F401
+    from tokendice.render.report import perturb  # noqa: F401
+    from tokendice.render.report import audit, compare, diff  # noqa: F401
+    from tokendice.render.report import enumerate, sample  # noqa: F401

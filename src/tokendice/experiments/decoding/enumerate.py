@@ -280,9 +280,12 @@ def next_token_distribution(
     engine: Engine, prompt_ids: Sequence[int], prefix: Sequence[int], params: SamplingParams, top: int = 50
 ) -> tuple[dict[int, float], dict[int, float]]:
     """After prompt + prefix: (sampling probabilities of the tokens with mass, model probabilities of the same
-    and of the model's `top` most likely tokens)."""
+    and of the model's `top` most likely tokens). The prefix is fed as generated tokens after the prompt,
+    as the samples were."""
     chain = SamplerChain.from_params(params)
-    state = engine.prefill([list(prompt_ids) + list(prefix)])
+    state = engine.prefill([list(prompt_ids)])
+    if prefix:
+        state = engine.extend(state, torch.as_tensor([list(prefix)], dtype=torch.long))
     history = torch.as_tensor([list(prompt_ids) + list(prefix)], dtype=torch.long)
     raw = engine.logits(state)
     sampling = torch.softmax(chain.distribution(raw, history).double(), dim=-1)[0]

@@ -6,7 +6,8 @@ For every variant against the original prompt:
   sampling), whether the model's top-1 token changed, and the probability the
   variant gives the original's top-1 token;
 - the greedy output: the same or not, and the first step where it differs;
-- the completion distribution: total variation distance (see `perturb_tv`);
+- the completion distribution: total variation distance (see `perturb_tv`), and the
+  probability every prompt gives the original's most likely completions (`top_completions`);
 - POSIX (Chatterjee et al. 2024) over the whole set, from the model
   log-likelihood of each prompt's greedy response under every other prompt.
 
@@ -42,6 +43,8 @@ Progress = Callable[[int, str], None]
 """Called with work units just finished (UNITS_PER_PROMPT per prompt) and a label of what runs next."""
 
 UNITS_PER_PROMPT = 100
+TOP_COMPLETIONS = 8
+"""How many of the original's most likely completions a report keeps, with every prompt's probability of them."""
 ENUMERATE_IF_UNSEEN = 0.5
 """Enumerate the original only when at most this share of its samples are singletons."""
 
@@ -127,6 +130,9 @@ class PromptReport:
     posix: dict[str, Any]  # psi, names, loglik matrix [prompt][response], response lengths
     distribution: dict[str, Any]  # how TV was measured: method, enumeration mass, samples
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
+    # the original's most likely completions and every prompt's p(sampling) of them (see `_top_completions`);
+    # empty when the distributions were not measured, and in runs stored before it was kept
+    top_completions: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -171,8 +177,10 @@ def analyse_prompt(
     column = [distinct.index(r) for r in responses]
     loglik = scores.model[:, column]  # [prompt i, response j] = log P(y_j | x_i)
     lengths = [max(1, len(r)) for r in responses]
+    names = [v.name for v in everyone]
+    top: dict[str, Any] = {}
     if settings.distribution:
-        tvs, dist_info = _distributions(engine, batch, settings, meter)
+        tvs, dist_info, top = _distributions(engine, batch, settings, meter, names)
     else:
         tvs, dist_info = [None] * len(variants), {"method": "skipped"}
     meter.finish()
@@ -200,7 +208,6 @@ def analyse_prompt(
             )
         )
     _rank(results)
-    names = [v.name for v in everyone]
     posix = {
         "psi": posix_index(loglik, lengths),
         "names": names,
@@ -215,7 +222,7 @@ def analyse_prompt(
         "greedy_tokens": list(responses[0]),
         "greedy_text": decode(list(responses[0])),
     }
-    return PromptReport(vset.original.prompt, vset.original.chat, original, results, vset.skipped + skipped, posix, dist_info, meter.seconds)
+    return PromptReport(vset.original.prompt, vset.original.chat, original, results, vset.skipped + skipped, posix, dist_info, meter.seconds, top)
 
 
 def _encode(engine: Engine, vset: VariantSet) -> tuple[list[Variant], list[dict[str, str]], list[list[int]]]:
@@ -240,8 +247,8 @@ def _encode(engine: Engine, vset: VariantSet) -> tuple[list[Variant], list[dict[
 
 
 def _distributions(
-    engine: Engine, batch: PromptBatch, settings: PerturbSettings, meter: _Meter
-) -> tuple[list[TVEstimate], dict[str, Any]]:
+    engine: Engine, batch: PromptBatch, settings: PerturbSettings, meter: _Meter, names: list[str]
+) -> tuple[list[TVEstimate], dict[str, Any], dict[str, Any]]:
     """TV of each variant's completion distribution to the original's.
 
     The original is sampled first (branching sampler). When the samples say its
@@ -250,6 +257,7 @@ def _distributions(
     enumerated; if the enumeration reaches the target mass, TV is exact (hard
     bounds), else it comes from the samples. Diffuse distributions skip the
     enumeration, which could not reach the mass within its budget anyway.
+    Also returns the original's top completions with every prompt's probability of them.
     """
     params = settings.params
     meter.stage("sample", f"sampling {settings.samples} completions of the original")
@@ -273,10 +281,29 @@ def _distributions(
     meter.stage("score", "the original's completions under every variant")
     scores = score_completions(engine, batch, completions, params, settings.max_rows, meter.pairs(len(batch.ids) * len(completions)))
     p, q = scores.sampling[0], scores.sampling[1:]
+    top = _top_completions(engine, completions, scores.sampling, names, info["method"])
     if counts is None:
         info["scored_mass"] = float(np.exp(p).sum())
-        return tv_exact(p, q), info
-    return tv_samples(p, q, counts), info
+        return tv_exact(p, q), info, top
+    return tv_samples(p, q, counts), info, top
+
+
+def _top_completions(
+    engine: Engine, completions: list[tuple[int, ...]], sampling: np.ndarray, names: list[str], method: str
+) -> dict[str, Any]:
+    """The original's TOP_COMPLETIONS most likely completions (of those scored) and every prompt's
+    probability of each, under the sampling distribution: probs[i][k] = exp(sampling[i, k]),
+    prompt i in the order of `names` (the original first). Ties go to the smaller token ids."""
+    order = sorted(range(len(completions)), key=lambda k: (-sampling[0, k], tuple(completions[k])))[:TOP_COMPLETIONS]
+    among = "enumerated" if method == "exact" else "sampled"
+    return {
+        "names": list(names),
+        "tokens": [list(completions[k]) for k in order],
+        "texts": [engine.tokenizer.decode(list(completions[k])) for k in order],
+        "probs": np.exp(sampling[:, order]).tolist(),
+        "note": f"the original's {len(order)} most likely completions ({among}); probs[i][k] = p(sampling) of completion k "
+                "given prompt i (names[i], the original first), exact: the completion scored token by token",
+    }
 
 
 def _rank(results: list[VariantResult]) -> None:

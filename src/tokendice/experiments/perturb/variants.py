@@ -300,7 +300,7 @@ def build_variant_sets(
     return [make_variants(p, chat, names, kinds, user) for p in prompts]
 
 
-def _kind_of(name: str) -> str:
+def kind_of(name: str) -> str:
     """The kind of a variant named `name`: its built-in parts' kinds, else "user"."""
     parts = [part.strip() for part in name.split("+")]
     if all(part in GENERATORS for part in parts):
@@ -335,7 +335,7 @@ class VariantList(Result):
                 rows.append({**base, "variant": v.name, "kind": v.kind, "chat": v.chat, "text": v.prompt,
                              "description": v.description, "skipped": None})
             for s in vset.skipped:
-                rows.append({**base, "variant": s["name"], "kind": _kind_of(s["name"]), "chat": None, "text": s["prompt"],
+                rows.append({**base, "variant": s["name"], "kind": kind_of(s["name"]), "chat": None, "text": s["prompt"],
                              "description": None, "skipped": s["note"]})
         return rows
 

@@ -186,7 +186,7 @@ def run_trace(
 
     def observe(step: int, raw: torch.Tensor, stages: list[torch.Tensor], chosen: torch.Tensor, ids: np.ndarray) -> None:
         scores = chain.scores_from_stages(raw, stages)[0]
-        trace.steps.append(_build_step(step, raw[0], scores, [s[0] for s in stages], int(chosen[0]), chain.labels, top, decode_fn))
+        trace.steps.append(build_step(step, raw[0], scores, [s[0] for s in stages], int(chosen[0]), chain.labels, top, decode_fn))
 
     if rng_mode == "torch":
         torch.manual_seed(seed)
@@ -196,7 +196,7 @@ def run_trace(
     return trace
 
 
-def _build_step(
+def build_step(
     step: int, raw: torch.Tensor, scores: torch.Tensor, stages: list[torch.Tensor], chosen: int, labels: list[str], top: int, decode_fn: Any
 ) -> TraceStep:
     model_logp = torch.log_softmax(raw.double(), dim=-1)

@@ -45,6 +45,7 @@ STYLE = """
 .td .td-good{color:#3d9a52;font-weight:600}
 .td .td-side{display:inline-block;vertical-align:top;width:48%;margin-right:1%}
 .td mark{background:#ffd9d6;border-radius:2px}
+.td .td-wide td.tok{overflow-wrap:anywhere;min-width:5em}
 """
 
 _ids = itertools.count()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from html import escape
-from typing import Sequence
+from typing import Callable, Sequence
 
 BLUE, ORANGE, GREEN, GREY, RED, PURPLE = "#3b6fb6", "#e0812f", "#3d9a52", "#9a9a9a", "#c8423b", "#7b5ea7"
 FONT = 'font-family="system-ui,-apple-system,Segoe UI,sans-serif" font-size="11"'
@@ -21,6 +21,8 @@ def num(x: float, digits: int = 4) -> str:
         return "0"
     if abs(x) < 1e-4:
         return f"{x:.1e}"
+    if abs(x) >= 10**digits:  # a count: 1000, not 1e+03
+        return f"{x:.0f}"
     return f"{x:.{digits}g}"
 
 
@@ -57,8 +59,9 @@ class Bar:
 
 
 def bar_chart(bars: Sequence[Bar], *, title: str, value_label: str, marker_label: str = "", width: int = 720, label_width: int = 260,
-              x_max: float | None = None) -> str:
-    """Horizontal bars with their intervals as whiskers and markers as diamonds."""
+              x_max: float | None = None, interval_label: str = "95% interval", ticks: int = 5) -> str:
+    """Horizontal bars with their intervals as whiskers (`interval_label` says what they are) and markers as diamonds;
+    `ticks` intervals on the axis (e.g. one per count)."""
     row, top, bottom = 20, 34, 30
     height = top + row * max(1, len(bars)) + bottom
     plot = width - label_width - 20
@@ -79,12 +82,13 @@ def bar_chart(bars: Sequence[Bar], *, title: str, value_label: str, marker_label
             parts.append(f'<path d="M{mx:.1f},{my - 6:.1f}L{mx + 5:.1f},{my:.1f}L{mx:.1f},{my + 6:.1f}L{mx - 5:.1f},{my:.1f}Z" fill="{ORANGE}" stroke="#fff"/>')
         parts.append("</g>")
     axis_y = top + row * max(1, len(bars)) + 4
-    parts.append(_axis(x0, axis_y, plot, high))
-    legend = _text(x0, axis_y + 24, f"bars: {value_label}" + (" · whiskers: 95% interval" if any(b.low is not None for b in bars) else ""))
-    if marker_label:
-        legend += _text(x0 + plot, axis_y + 24, f"◆ {marker_label}", "end", f'fill="{ORANGE}"')
+    parts.append(_axis(x0, axis_y, plot, high, ticks))
+    legend = _text(x0, axis_y + 24, f"bars: {value_label}" + (f" · whiskers: {interval_label}" if any(b.low is not None for b in bars) else ""))
+    wrap = bool(marker_label) and 6.2 * (len(value_label) + len(interval_label) + len(marker_label) + 24) > plot
+    if marker_label:  # on a line of its own when the two would overlap
+        legend += _text(x0 + plot, axis_y + (38 if wrap else 24), f"◆ {marker_label}", "end", f'fill="{ORANGE}"')
     parts.append(legend)
-    return _svg(width, height + 6, "".join(parts), title)
+    return _svg(width, height + (20 if wrap else 6), "".join(parts), title)
 
 
 def _axis(x0: float, y: float, length: float, high: float, ticks: int = 5) -> str:
@@ -114,6 +118,7 @@ class LineChart:
     x_labels: Sequence[str] = ()  # a label per x (e.g. the token), shown in tooltips
     highlight: int | None = None  # an x to mark (e.g. a divergence step)
     link_prefix: str | None = None  # each x a link to #<prefix><x> (select a step without script)
+    max_dots: int | None = None  # past this many points a series gets a dot (and tooltip) every few steps, and at its peak
 
 
 def line_chart(chart: LineChart, width: int = 720, height: int = 236) -> str:
@@ -144,8 +149,11 @@ def line_chart(chart: LineChart, width: int = 720, height: int = 236) -> str:
             d = "M" + "L".join(f"{x:.1f},{y:.1f}" for x, y in points)
             dash = ' stroke-dasharray="5 3"' if s.dashed else ""
             parts.append(f'<path d="{d}" fill="none" stroke="{s.color}" stroke-width="1.6"{dash}/>')
+        stride = 1 if chart.max_dots is None else max(1, math.ceil(n / chart.max_dots))
+        finite = [(v, i) for i, v in enumerate(s.values) if v is not None and math.isfinite(v)]
+        peak = max(finite)[1] if finite else None
         for i, v in enumerate(s.values):
-            if v is None or not math.isfinite(v):
+            if v is None or not math.isfinite(v) or (i % stride and i != peak and i != chart.highlight):
                 continue
             label = chart.x_labels[i] if i < len(chart.x_labels) else str(i)
             dot = f'<circle cx="{xs(i):.1f}" cy="{ys(v):.1f}" r="3" fill="{s.color}">{_title(f"step {i} {label}: {s.name} = {num(v)}")}</circle>'
@@ -174,11 +182,23 @@ class Cell:
     color: str | None = None
 
 
+def good_bad_color(value: float | None, low: float = 0.0, high: float = 1.0) -> str:
+    """Red (low) through yellow to green (high), pale enough for dark text; grey for no value."""
+    if value is None or not math.isfinite(value):
+        return "#eeeeee"
+    t = 0.0 if high == low else max(0.0, min(1.0, (value - low) / (high - low)))
+    return f"hsl({int(120 * t)}, 62%, 78%)"
+
+
 def heatmap(rows: Sequence[str], columns: Sequence[str], cells: Sequence[Sequence[Cell]], *, title: str, scale_label: str,
-            low: float = 0.0, high: float = 1.0, cell_w: int = 64, row_label_w: int = 200) -> str:
-    """A matrix of coloured cells, each with its text and a tooltip."""
-    cell_h, top = 24, 70
-    width = row_label_w + cell_w * max(1, len(columns)) + 10
+            low: float = 0.0, high: float = 1.0, cell_w: int = 64, row_label_w: int = 200,
+            palette: Callable[[float | None, float, float], str] | None = None) -> str:
+    """A matrix of coloured cells, each with its text and a tooltip. `palette(value, low, high)`
+    colours cells and legend (default `heat_color`); a palette's colours must be pale: its text stays dark."""
+    cell_h = 24
+    top = 34 + int(3.5 * min(14, max((len(c) for c in columns), default=0)))  # the slanted column labels clear the title
+    # room for the last column's slanted label, the title and the scale's legend
+    width = max(row_label_w + cell_w * max(1, len(columns)) + 72, 7 * len(title) + 10, row_label_w + 186 + 6 * len(scale_label))
     height = top + cell_h * len(rows) + 36
     parts = [_text(0, 14, title, extra='font-weight="600" font-size="12"')]
     for j, col in enumerate(columns):
@@ -189,8 +209,9 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], cells: Sequence[Sequenc
         parts.append(f"<g>{_title(row)}" + _text(row_label_w - 6, y + 16, shorten(row, 32), "end") + "</g>")
         for j, c in enumerate(cells[i]):
             x = row_label_w + j * cell_w
-            fill = c.color or heat_color(c.value, low, high)
-            dark = c.value is not None and math.isfinite(c.value) and high > low and (c.value - low) / (high - low) > 0.6
+            fill = c.color or (palette or heat_color)(c.value, low, high)
+            dark = (palette is None and c.value is not None and math.isfinite(c.value) and high > low
+                    and (c.value - low) / (high - low) > 0.6)
             parts.append(
                 f'<g>{_title(c.tooltip or num(c.value or 0))}<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" fill="{fill}"/>'
                 + _text(x + cell_w / 2 - 1, y + 15, c.text, "middle", 'fill="#fff"' if dark else "")
@@ -199,7 +220,7 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], cells: Sequence[Sequenc
     y = top + cell_h * len(rows) + 10
     for k in range(6):
         v = low + (high - low) * k / 5
-        parts.append(f'<rect x="{row_label_w + k * 28}" y="{y}" width="28" height="10" fill="{heat_color(v, low, high)}"/>')
+        parts.append(f'<rect x="{row_label_w + k * 28}" y="{y}" width="28" height="10" fill="{(palette or heat_color)(v, low, high)}"/>')
     parts.append(_text(row_label_w, y + 22, num(low, 3)) + _text(row_label_w + 168, y + 22, num(high, 3), "end"))
     parts.append(_text(row_label_w + 176, y + 9, scale_label))
     return _svg(width, height, "".join(parts), title)
@@ -227,7 +248,8 @@ def icicle(blocks: Sequence[Block], *, title: str, depth_label: str, width: int 
         parts.append(_text(left - 6, top + d * row + 15, str(d), "end", 'fill="#555"'))
     for b in blocks:
         x, w, y = left + b.x0 * plot, max(0.6, (b.x1 - b.x0) * plot), top + b.depth * row
-        label = _text(x + 3, y + 15, shorten(b.label, max(1, int(w / 6.5)))) if w > 18 else ""
+        fits = int((w - 5) / 6.5)  # characters that fit in the block
+        label = _text(x + 3, y + 15, shorten(b.label, fits)) if fits >= 2 else ""
         parts.append(f'<g>{_title(b.tooltip)}<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 2}" fill="{b.color}" '
                      f'stroke="#fff" stroke-width="0.5"/>{label}</g>')
     parts.append(_text(left, top + depth * row + 14, depth_label, extra='fill="#555"'))
@@ -257,8 +279,62 @@ def step_chart(points: Sequence[tuple[float, float]], *, title: str, x_label: st
     for x, y in points[:: max(1, len(points) // 200)]:
         parts.append(f'<circle cx="{xs(x):.1f}" cy="{ys(y):.1f}" r="2" fill="{BLUE}">{_title(f"{x_label} {x:g}: {y_label} {num(y)}")}</circle>')
     parts.append(_text(left + plot_w / 2, height - 6, x_label, "middle", 'fill="#555"'))
-    for k in range(5):
-        x = x_max * k / 4
-        parts.append(_text(xs(x), height - bottom + 16, f"{x:.0f}", "middle", 'fill="#555"'))
+    for x in range(int(x_max) + 1) if x_max <= 10 else sorted({round(x_max * k / 4) for k in range(5)}):  # whole numbers, each once
+        parts.append(_text(xs(x), height - bottom + 16, str(x), "middle", 'fill="#555"'))
     parts.append(_text(12, top + plot_h / 2, y_label, "middle", f'transform="rotate(-90 12 {top + plot_h / 2:.0f})" fill="#555"'))
     return _svg(width, height, "".join(parts), title)
+
+
+@dataclass
+class TreeNode:
+    """A node of a tree to draw as an icicle: its `weight` is its share of the whole (0..1); its
+    children's weights sum to at most its own (the rest is drawn as a gap: e.g. samples that ended)."""
+
+    weight: float
+    label: str
+    tooltip: str
+    color: str = BLUE
+    children: list[TreeNode] = field(default_factory=list)
+
+
+def tree_blocks(roots: Sequence[TreeNode], *, min_share: float = 0.004, max_blocks: int = 800, x0: float = 0.0,
+                other: Callable[[Sequence[TreeNode], float], str] | None = None, other_color: str = "#d4d4d4") -> list[Block]:
+    """The blocks of an icicle, children in the order given. Siblings narrower than `min_share`
+    are merged into one "other" block (`other(nodes, weight)` is its tooltip) and not descended
+    into; past `max_blocks` nodes, the narrowest are merged too (all of one width or none), so a
+    tree of thousands of leaves stays a few hundred marks."""
+    weights: list[float] = []
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node.weight >= min_share:
+            weights.append(node.weight)
+            stack.extend(node.children)
+    if len(weights) > max_blocks:
+        weights.sort(reverse=True)
+        min_share = math.nextafter(weights[max_blocks], math.inf)  # keep only the nodes wider than the first left out
+    blocks: list[Block] = []
+
+    def place(nodes: Sequence[TreeNode], x: float, depth: int) -> None:
+        small = [n for n in nodes if n.weight < min_share]
+        for n in nodes:
+            if n.weight >= min_share or len(small) == 1:
+                blocks.append(Block(x, x + n.weight, depth, n.label, n.tooltip, n.color))
+                if n.weight >= min_share:
+                    place(n.children, x, depth + 1)
+                x += n.weight
+        if len(small) > 1:
+            weight = math.fsum(n.weight for n in small)
+            tip = other(small, weight) if other else f"{len(small)} others, together {num(weight)}"
+            blocks.append(Block(x, x + weight, depth, "other", tip, other_color))
+
+    place(roots, x0, 0)
+    return blocks
+
+
+def nice_ceiling(x: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 × 10^k at or above x (an axis maximum with round ticks)."""
+    if not math.isfinite(x) or x <= 0:
+        return 1.0
+    scale = 10 ** math.floor(math.log10(x))
+    return next((m * scale for m in (1, 2, 2.5, 5, 10) if m * scale >= x * (1 - 1e-9)), 10 * scale)

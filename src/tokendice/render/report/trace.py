@@ -39,35 +39,43 @@ def _tokens(trace: Any, ids: str, by: str) -> str:
     for s in trace.steps:
         c = s.chosen
         spans.append(
-            f'<a href="#{ids}s{s.step}" title="{escape(_tooltip(s), quote=True)}" '
+            f'<a href="#{ids}s{s.step}" data-step="{s.step}" title="{escape(_tooltip(s), quote=True)}" '
             f'style="--pm:{prob_color(c.model_prob)};--ps:{prob_color(c.sampling_prob)}">{escape(c.text)}</a>'
         )
     return f'<div class="td-tokens td-by-{by}"><span class="td-prompt">{escape(trace.prompt)}</span>{"".join(spans)}</div>'
 
 
-def _step_panel(trace: Any, step: Any, ids: str) -> str:
-    stages = list(trace.stages)
+def step_table(step: Any, stages: list[str], forkable: bool = False) -> str:
+    """A step's candidates (the model's top tokens and the chosen one) with the probability after
+    every stage of the chain; removed ones greyed. Rows carry their token id (`data-token`);
+    `forkable` marks them as clickable (the explorer forks there)."""
     head = "".join(f"<th>after {escape(label)}</th>" for label in stages)
     rows = []
     listed = [step.chosen] + [c for c in step.top if c.token_id != step.chosen.token_id]
     for c in sorted(listed, key=lambda c: c.model_rank):
         cls = "td-chosen" if c.token_id == step.chosen.token_id else ("td-removed" if c.removed_by else "")
+        if forkable:
+            cls += " td-forkable"
         after = "".join(f'<td class="n">{num(p)}</td>' for p in c.stage_probs)
         rows.append(
-            f'<tr class="{cls}"><td class="n">{c.model_rank}</td><td class="tok">{escape(token_text(c.text))}</td>'
-            f'<td class="n">{num(c.model_prob)}</td>{after}<td class="n">{num(c.sampling_prob)}</td>'
-            f"<td>{escape(c.removed_by or '')}</td></tr>"
+            f'<tr class="{cls.strip()}" data-step="{step.step}" data-token="{c.token_id}"><td class="n">{c.model_rank}</td>'
+            f'<td class="tok">{escape(token_text(c.text))}</td><td class="n">{num(c.model_prob)}</td>{after}'
+            f'<td class="n">{num(c.sampling_prob)}</td><td>{escape(c.removed_by or "")}</td></tr>'
         )
+    return (f'<table class="td-candidates"><thead><tr><th>rank</th><th>token</th><th>p(model)</th>{head}<th>p(sampling)</th>'
+            f'<th>removed by</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def _step_panel(trace: Any, step: Any, ids: str) -> str:
     first = " td-first" if step.step == 0 else ""
     chosen = step.chosen
     return (
-        f'<div class="td-step{first}" id="{ids}s{step.step}"><h3>step {step.step}: chose {escape(token_text(chosen.text))} '
+        f'<div class="td-step{first}" id="{ids}s{step.step}" data-step="{step.step}"><h3>step {step.step}: chose {escape(token_text(chosen.text))} '
         f"(p(model) {num(chosen.model_prob)}, p(sampling) {num(chosen.sampling_prob)}, model rank {chosen.model_rank})</h3>"
         f'<div class="td-note">H(model) {num(step.model_entropy)} nats · H(sampling) {num(step.sampling_entropy)} nats · '
         f"the model's top {len(step.top)} tokens (and the chosen one), with the probability after every stage of the chain; "
         "grey: removed, with the stage that removed it</div>"
-        f'<table><thead><tr><th>rank</th><th>token</th><th>p(model)</th>{head}<th>p(sampling)</th><th>removed by</th></tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody></table></div>'
+        f"{step_table(step, list(trace.stages))}</div>"
     )
 
 
