@@ -27,7 +27,8 @@ STYLE = """
 .td tr.td-removed td{color:#aaa}
 .td tr.td-chosen td{font-weight:600}
 .td code,.td .tok{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;white-space:pre-wrap}
-.td .td-card{border:1px solid #e3e3e3;border-radius:6px;padding:10px 14px;margin:12px 0;background:#fff}
+.td .td-card{border:1px solid #e3e3e3;border-radius:6px;padding:10px 14px;margin:12px 0;background:#fff;overflow-x:auto}
+.td .td-candidates td.tok{white-space:pre}
 .td .td-tokens{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;line-height:2.1;white-space:pre-wrap}
 .td .td-tokens a{color:inherit;text-decoration:none;border-radius:3px;padding:1px 0}
 .td .td-tokens a:hover{outline:1px solid #333}
