@@ -50,6 +50,8 @@ _LAZY = {
     "export_run": "tokendice.api",
     "models": "tokendice.api",
     "report": "tokendice.api",
+    "explore": "tokendice.api",
+    "Explorer": "tokendice.api",
     # results
     "Trace": "tokendice.experiments.trace.trace",
     "BlackBoxTrace": "tokendice.experiments.trace.blackbox",
@@ -64,6 +66,7 @@ _LAZY = {
     "RunInfo": "tokendice.experiments.catalog.runs",
     "RunList": "tokendice.experiments.catalog.runs",
     "ModelList": "tokendice.experiments.catalog.models",
+    "Exploration": "tokendice.experiments.explore.tree",
     "read_prompts": "tokendice.inputs",
 }
 

@@ -19,6 +19,15 @@ interruption into exit code 130. Messages name parameters as the Python API does
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """'; did you mean X?' for the closest of `known`, or '' (for messages about a misspelt name)."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
 
 class TokendiceError(Exception):
     """Base class of every error tokendice raises on purpose."""

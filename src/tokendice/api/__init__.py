@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tokendice.api.audit import agreement, audit
 from tokendice.api.compare import compare, diff
+from tokendice.api.explore import Explorer, explore
 from tokendice.api.models import models
 from tokendice.api.report import report
 from tokendice.api.perturb import perturb, variants
@@ -17,6 +18,6 @@ from tokendice.api.sample import enumerate_completions, sample
 from tokendice.api.trace import trace
 
 __all__ = [
-    "agreement", "audit", "compare", "diff", "enumerate_completions", "export_run", "load_run", "models", "perturb", "report", "resume",
+    "agreement", "audit", "compare", "diff", "enumerate_completions", "explore", "Explorer", "export_run", "load_run", "models", "perturb", "report", "resume",
     "runs", "sample", "show_run", "trace", "variants",
 ]

@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence, Union
 
 from tokendice.engines.base import Engine
-from tokendice.engines.spec import ENGINE_KINDS, EngineSpec, suggest
+from tokendice.engines.spec import ENGINE_KINDS, EngineSpec
+from tokendice.errors import suggest
 from tokendice.errors import ParameterError
 from tokendice.inputs import check_prompt
 from tokendice.params import SAMPLING_FIELDS, SamplingParams

@@ -10,7 +10,8 @@ from tokendice.api._resume import differ, refuse, resumed_engine
 from tokendice.api._common import EngineArg, check_context, check_progress, engine_spec, load, preflight, prompts_of, sampler, store_context
 from tokendice.api._registry import loads, resumes
 from tokendice.engines.base import Engine
-from tokendice.engines.spec import ENGINE_KINDS, EngineSpec, suggest
+from tokendice.engines.spec import ENGINE_KINDS, EngineSpec
+from tokendice.errors import suggest
 from tokendice.errors import EngineError, ParameterError, RunInterrupted
 from tokendice.experiments.decoding.prompting import encode_prompt
 from tokendice.experiments.perturb.perturb import UNITS_PER_PROMPT, PerturbSettings

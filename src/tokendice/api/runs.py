@@ -13,7 +13,7 @@ from tokendice.store import Store
 
 def _registered() -> None:
     """Import the API modules, which register their loaders and resumers."""
-    from tokendice.api import audit, compare, perturb, sample, trace  # noqa: F401
+    from tokendice.api import audit, compare, explore, perturb, sample, trace  # noqa: F401
 
 
 def load_run(run_id: str, *, db: str | None = None) -> Result:

@@ -13,7 +13,8 @@ from tokendice.api._common import EngineArg, check_context, check_progress, engi
 from tokendice.api._registry import loads, resumes
 from tokendice.engines.base import Engine, require_logits
 from tokendice.engines.blackbox import check_blackbox_request
-from tokendice.engines.spec import ENGINE_KINDS, EngineSpec, suggest
+from tokendice.engines.spec import ENGINE_KINDS, EngineSpec
+from tokendice.errors import suggest
 from tokendice.errors import EngineError, ParameterError, RunInterrupted, StoreError
 from tokendice.experiments.decoding.enumerate import Enumeration
 from tokendice.experiments.decoding.enumerate import enumerate_completions as best_first

@@ -123,6 +123,16 @@ class FakeEngine:
     def select(self, state: EngineState, rows: torch.Tensor) -> EngineState:
         return self._state([state.payload[int(r)] for r in as_rows(rows)])
 
+    def rewind(self, state: EngineState, tokens: int) -> EngineState:
+        """The state without the last `tokens` generated tokens of every row."""
+        if tokens <= 0:
+            return state
+        rows = []
+        for prompt, generated in state.payload:
+            keep = len(generated) - tokens
+            rows.append((prompt, generated[:keep]) if keep >= 0 else (prompt[: len(prompt) + keep], ()))
+        return self._state(rows)
+
     def merge(self, states: Sequence[EngineState]) -> EngineState:
         return self._state([row for s in states for row in s.payload])
 

@@ -131,6 +131,27 @@ class HFEngine:
         payload = _HFPayload(cache=cache, mask=p.mask[rows], ids=p.ids[rows], logits=p.logits[rows])
         return EngineState(batch_size=len(rows), lengths=state.lengths[rows], payload=payload)
 
+    def rewind(self, state: EngineState, tokens: int) -> EngineState:
+        """The state without its last `tokens` tokens (every row's), its KV cache cut back (views,
+        no recompute); its logits are unknown until it is extended."""
+        p = state.payload
+        if tokens <= 0:
+            return state
+        if tokens >= p.mask.shape[1]:
+            raise ValueError(f"cannot rewind {tokens} tokens of a state holding {p.mask.shape[1]}")
+        cache = None
+        if p.cache is not None:
+            cache = copy.copy(p.cache)
+            cache.layers = []
+            for layer in p.cache.layers:
+                if not getattr(layer, "is_croppable", True):
+                    raise ValueError("this model's cache cannot be cut back (a sliding window)")
+                cut = copy.copy(layer)
+                cut.keys, cut.values = layer.keys[..., :-tokens, :], layer.values[..., :-tokens, :]
+                cache.layers.append(cut)
+        payload = _HFPayload(cache=cache, mask=p.mask[:, :-tokens], ids=p.ids[:, :-tokens], logits=None)
+        return EngineState(state.batch_size, state.lengths - tokens, payload)
+
     def merge(self, states: Sequence[EngineState]) -> EngineState:
         """Stack the rows of several states into one, left-padding shorter sequences."""
         if len(states) == 1:

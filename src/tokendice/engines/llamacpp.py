@@ -171,6 +171,13 @@ class LlamaCppEngine:
         logits = old.logits[idx] if old.logits is not None else None
         return EngineState(len(keys), state.lengths[idx], _Rows(keys, logits))
 
+    def rewind(self, state: EngineState, tokens: int) -> EngineState:
+        """The state without the last `tokens` tokens of every row (rows are token sequences)."""
+        if tokens <= 0:
+            return state
+        keys = [(seq[:-tokens], min(p, len(seq) - tokens)) for seq, p in state.payload.keys]
+        return self._state(keys)
+
     def forget(self) -> None:
         """Drop every memoised logit and the loaded KV cache: the next evaluation starts from
         scratch, as a fresh process would (an audit's repeats call this to be independent runs)."""

@@ -12,21 +12,14 @@ name).
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
-from tokendice.errors import ParameterError
+from tokendice.errors import ParameterError, suggest
 
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTIONS = ("sdpa", "eager")
-
-
-def suggest(name: str, known: Iterable[str]) -> str:
-    """'; did you mean X?' for the closest of `known`, or ''."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def max_threads() -> int:
@@ -78,6 +71,7 @@ class EngineKind:
     loader: str = ""  # "module:Class"; empty for engines built directly (FakeEngine)
     per_request_seeds: bool = False  # black-box: the server takes a seed per request
     merges_states: bool = False  # white-box: `merge` stacks rows of several states into one batch
+    rewinds_states: bool = False  # white-box: `rewind` drops the last tokens of a state, keeping its prefix's cache
 
     def option(self, name: str) -> Option:
         for o in self.options:
@@ -97,6 +91,7 @@ class EngineKind:
             "threads": self.takes("threads"),
             "per_request_seeds": self.per_request_seeds,
             "merges_states": self.merges_states,
+            "rewinds_states": self.rewinds_states,
         }
 
 
@@ -115,6 +110,7 @@ HF = EngineKind(
     ),
     "tokendice.engines.hf:HFEngine",
     merges_states=True,
+    rewinds_states=True,
 )
 LLAMACPP = EngineKind(
     "llamacpp",
@@ -125,6 +121,7 @@ LLAMACPP = EngineKind(
         Option("n_ctx", int, 2048, "context size in tokens", low=16),
     ),
     "tokendice.engines.llamacpp:LlamaCppEngine",
+    rewinds_states=True,
 )
 OPENAI = EngineKind(
     "openai",
@@ -145,7 +142,7 @@ OPENAI = EngineKind(
     "tokendice.engines.openai:OpenAIEngine",
     per_request_seeds=True,
 )
-FAKE = EngineKind("fake", "a scripted next-token table (tests and demos)", True, (), merges_states=True)
+FAKE = EngineKind("fake", "a scripted next-token table (tests and demos)", True, (), merges_states=True, rewinds_states=True)
 
 ENGINE_KINDS: dict[str, EngineKind] = {k.name: k for k in (HF, LLAMACPP, OPENAI)}
 ENGINES = tuple(ENGINE_KINDS)
@@ -209,7 +206,10 @@ class EngineSpec:
     def key(self) -> tuple[Any, ...]:
         """What identifies a loaded engine: defaults filled in, so EngineSpec("hf") and
         EngineSpec("hf", dtype="float32") share one."""
-        return (self.engine, self.model, tuple((o.name, self.options.get(o.name, o.default)) for o in self.kind.options))
+        from tokendice.engines.embedded import DEFAULT_MODEL
+
+        model = None if self.engine != "openai" and self.model == DEFAULT_MODEL else self.model
+        return (self.engine, model, tuple((o.name, self.options.get(o.name, o.default)) for o in self.kind.options))
 
     def __hash__(self) -> int:
         return hash(self.key())

@@ -97,4 +97,4 @@ def _load_views() -> None:
     from tokendice.render.report import trace  # noqa: F401
     from tokendice.render.report import perturb  # noqa: F401
     from tokendice.render.report import audit, compare, diff  # noqa: F401
-    from tokendice.render.report import enumerate, sample  # noqa: F401
+    from tokendice.render.report import enumerate, explore, sample  # noqa: F401

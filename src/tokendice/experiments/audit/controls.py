@@ -51,7 +51,7 @@ def parse_groups(text: str | Sequence[str] | None) -> tuple[str, ...]:
         if name == "all":
             return GROUPS
         if name not in GROUPS:
-            from tokendice.engines.spec import suggest
+            from tokendice.errors import suggest
 
             raise ParameterError(
                 f"conditions must be among {', '.join(GROUPS)} (or all), got {raw.strip()!r}{suggest(name, GROUPS)}",

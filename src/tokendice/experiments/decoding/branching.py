@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from tokendice.engines.base import Engine
+from tokendice.engines.base import Engine, EngineState
 from tokendice.experiments.decoding.decode import Completion, logprobs_at
 from tokendice.params import SamplingParams
 from tokendice.sampling.chain import SamplerChain
@@ -52,12 +52,18 @@ def branch_sample(
     seed: int,
     progress: Callable[[int], None] | None = None,
     stats: BranchStats | None = None,
+    start: tuple[EngineState, torch.Tensor] | None = None,
 ) -> list[Completion]:
-    """N completions (sample ids 0..N-1, in sorted token order) from the branching sampler."""
+    """N completions (sample ids 0..N-1, in sorted token order) from the branching sampler.
+    `start`: a state of one row already holding the prompt (and its history), used instead of
+    prefilling `prompt_ids` (the explorer samples from a node's cached state)."""
     chain = SamplerChain.from_params(params)
     eos = set(engine.tokenizer.eos_token_ids) if params.stop_at_eos else set()
-    state = engine.prefill([list(prompt_ids)])
-    history = torch.as_tensor([list(prompt_ids)], dtype=torch.long)
+    if start is None:
+        state = engine.prefill([list(prompt_ids)])
+        history = torch.as_tensor([list(prompt_ids)], dtype=torch.long)
+    else:
+        state, history = start
     live = [_Branch([], [], [], n, int(stream_hash(seed)[0]))]
     done: list[_Branch] = []
     last = params.max_new_tokens - 1

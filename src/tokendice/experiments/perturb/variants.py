@@ -16,7 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
-from tokendice.engines.spec import suggest
+from tokendice.errors import suggest
 from tokendice.errors import ParameterError
 from tokendice.experiments.results import Result, clip
 
