@@ -17,6 +17,7 @@ from typing import Any
 from tokendice._version import __version__
 from tokendice.engines.spec import EngineSpec
 from tokendice.errors import (
+    BusyMachineWarning,
     EngineError,
     EngineUnavailableError,
     ModelNotFoundError,
@@ -39,6 +40,7 @@ _LAZY = {
     "enumerate_completions": "tokendice.api",
     "audit": "tokendice.api",
     "agreement": "tokendice.api",
+    "answers": "tokendice.api",
     "compare": "tokendice.api",
     "perturb": "tokendice.api",
     "variants": "tokendice.api",
@@ -57,6 +59,7 @@ _LAZY = {
     "BlackBoxTrace": "tokendice.experiments.trace.blackbox",
     "Enumeration": "tokendice.experiments.decoding.enumerate",
     "SampleRun": "tokendice.experiments.distribution.run",
+    "AnswerDistribution": "tokendice.experiments.meaning.answers",
     "AuditReport": "tokendice.experiments.audit.report",
     "AgreementReport": "tokendice.experiments.audit.agreement",
     "CompareReport": "tokendice.experiments.compare.compare",
@@ -71,7 +74,7 @@ _LAZY = {
 }
 
 __all__ = sorted([
-    "EngineError", "EngineSpec", "EngineUnavailableError", "ModelNotFoundError", "NOTEBOOK_PARAMS", "ParameterError",
+    "BusyMachineWarning", "EngineError", "EngineSpec", "EngineUnavailableError", "ModelNotFoundError", "NOTEBOOK_PARAMS", "ParameterError",
     "RandomSpec", "Result", "RunInterrupted", "SamplingParams", "ServerError", "StoreError", "TokendiceError",
     "__version__", *_LAZY,
 ])  # fmt: skip

@@ -8,6 +8,9 @@
     │   └── ServerError            an OpenAI-compatible server: unreachable, refused, no logprobs
     └── StoreError                 the run store: unknown run id, unreadable or read-only database
 
+    RuntimeWarning
+    └── BusyMachineWarning         other processes keep the cores busy: the thread count will be slow
+
     KeyboardInterrupt
     └── RunInterrupted             Ctrl-C (or a kernel interrupt) during a stored run: says its
                                    id and how to resume it
@@ -72,3 +75,8 @@ class RunInterrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return self.message
+
+
+class BusyMachineWarning(RuntimeWarning):
+    """Other processes keep the cores busy: runs on several threads will be slow (the message
+    says what helps). Also kept in the report's `notes`."""

@@ -9,7 +9,7 @@ import os
 import pytest
 
 import tokendice as td
-from tokendice.api.audit import BusyMachineWarning
+from tokendice.errors import BusyMachineWarning
 from tokendice.engines.fake import FakeEngine
 
 SCRIPT = "<script>alert(1)</script>"

@@ -185,7 +185,7 @@ def test_to_dict_is_what_the_cli_prints(serve_engine, capsys, monkeypatch):
     from tokendice.cli import main
 
     serve_engine(prompt_dependent())
-    monkeypatch.setattr(sys.modules["tokendice.api.perturb"], "preflight", lambda *args, **kwargs: None)  # no real tokenizer
+    monkeypatch.setattr(sys.modules["tokendice.api._perturb"], "preflight", lambda *args, **kwargs: None)  # no real tokenizer
     assert main(["perturb", "ab", "--variants-only", ",".join(NAMES), "--max-new-tokens", "2", "--samples", "30", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     live = td.perturb("ab", engine=prompt_dependent(), variants=NAMES, max_new_tokens=2, samples=30)

@@ -134,3 +134,10 @@ def test_the_root_loads_light_and_lists_the_api():
     code = "import sys, tokendice as td; print('torch' in sys.modules, sorted(set(dir(td)) ^ set(td.__all__)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
     assert out.stdout.strip() == "False []"
+
+
+def test_listing_variants_loads_neither_a_model_nor_torch():
+    code = ("import sys; from tokendice.cli import main; main(['perturb', 'The capital of France is', '--list', '--json']); "
+            "print('torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip().endswith("False") and '"variants"' in out.stdout

@@ -22,7 +22,7 @@ SUITE_ARGS = ["--variants-only", "punct.question,case.upper,punct.period", "--sa
 def serve(serve_engine, monkeypatch):
     """`serve(engine)`: the CLI runs on `engine` (the context-length check before loading is skipped:
     it would read the embedded model's tokenizer)."""
-    monkeypatch.setattr(sys.modules["tokendice.api.perturb"], "preflight", lambda *args, **kwargs: None)
+    monkeypatch.setattr(sys.modules["tokendice.api._perturb"], "preflight", lambda *args, **kwargs: None)
     return serve_engine
 
 

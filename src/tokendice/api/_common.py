@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
-from tokendice.engines.base import Engine
 from tokendice.engines.spec import ENGINE_KINDS, EngineSpec
 from tokendice.errors import suggest
 from tokendice.errors import ParameterError
 from tokendice.inputs import check_prompt
 from tokendice.params import SAMPLING_FIELDS, SamplingParams
 
-EngineArg = Union[EngineSpec, Engine, str, None]
+if TYPE_CHECKING:
+    from tokendice.engines.base import Engine
+
+EngineArg = Union[EngineSpec, "Engine", str, None]
 """An `EngineSpec`, an engine name ("hf", "llamacpp", "openai"), a loaded engine (e.g. a
 FakeEngine), or None: the embedded model on transformers."""
 
-_LOADED: dict[tuple[Any, ...], Engine] = {}
+_LOADED: dict[tuple[Any, ...], "Engine"] = {}
 
 
 def sampler(fn: Callable[..., Any], params: SamplingParams | None, sampling: dict[str, Any]) -> SamplingParams:

@@ -101,7 +101,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 @contextmanager
 def _notes_on_stderr() -> Iterator[None]:
     """Show the API's busy-machine warning as one line on stderr, when it is raised (before the runs)."""
-    from tokendice.api.audit import BusyMachineWarning
+    from tokendice.errors import BusyMachineWarning
 
     shown = warnings.showwarning
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from tokendice.api._registry import LOADERS, RESUMERS
@@ -13,7 +14,8 @@ from tokendice.store import Store
 
 def _registered() -> None:
     """Import the API modules, which register their loaders and resumers."""
-    from tokendice.api import audit, compare, explore, perturb, sample, trace  # noqa: F401
+    for module in ("audit", "compare", "explore", "perturb", "sample", "trace"):
+        import_module(f"tokendice.api._{module}")
 
 
 def load_run(run_id: str, *, db: str | None = None) -> Result:

@@ -7,6 +7,7 @@ import shlex
 from typing import Any, Sequence, Union
 
 from tokendice.api._resume import differ, refuse, resumed_engine
+from tokendice.api._variants import Names, UserVariants, variant_sets
 from tokendice.api._common import EngineArg, check_context, check_progress, engine_spec, load, preflight, prompts_of, sampler, store_context
 from tokendice.api._registry import loads, resumes
 from tokendice.engines.base import Engine
@@ -38,35 +39,9 @@ from tokendice.render.progress import ProgressOption, progress_bar
 from tokendice.store import Store
 from tokendice.store.records import RunRecord
 
-Names = Union[str, Sequence[str], None]
-UserVariants = Union[str, "os.PathLike[str]", Sequence[Union[UserVariant, str]]]
 
 DEFAULT_MAX_NEW_TOKENS = 8
 """Completions compared by perturb are short: 8 new tokens unless `max_new_tokens` is given."""
-
-
-def variants(
-    prompt: str | Sequence[str],
-    *,
-    names: Names = None,
-    kinds: Names = None,
-    user_variants: UserVariants = (),
-    chat: bool = False,
-    **unknown: Any,
-) -> VariantList:
-    """The variants `perturb` would measure for a prompt (or a list of prompts), and the ones it
-    would skip and why (a no-op edit, a duplicate); loads no model.
-
-    `names` picks variants (a list or a comma-separated string; `+` composes,
-    `case.lower+punct.question`), `kinds` keeps variant kinds (whitespace, case, punct, quotes,
-    sep, template, para, user); `user_variants` adds your own: a path to a variants file, or a
-    list of templates holding `{p}` (or literal prompts) or `UserVariant`s.
-    """
-    if unknown:
-        name = next(iter(unknown))
-        raise ParameterError(f"variants() got an unexpected keyword {name!r}{suggest(name, ['names', 'kinds', 'user_variants', 'chat'])}", param=name)
-    texts = prompts_of(prompt, "prompt")
-    return VariantList(_variant_sets(texts, names, kinds, user_variants, chat, "names"))
 
 
 def perturb(
@@ -110,7 +85,7 @@ def perturb(
     if prompt is not None and not isinstance(prompt, str):
         raise ParameterError(f"prompt must be a string (several go in prompts=[...]), got {prompt!r}", param="prompt")
     texts = prompts_of(prompt, "prompt") if prompt is not None else prompts_of(prompts, "prompts")
-    vsets = _variant_sets(texts, variants, kinds, user_variants, chat, "variants")
+    vsets = variant_sets(texts, variants, kinds, user_variants, chat, "variants")
     settings = PerturbSettings(chosen, seed, samples, mass, max_nodes, distribution)
     check_progress(progress)
     spec = engine_spec(engine, model)
@@ -125,19 +100,6 @@ def perturb(
         _check_fits(loaded, vsets, chosen.max_new_tokens)
         report = start_perturb_run(loaded, vsets, settings, store, chat)
         return _measure(loaded, vsets, report, store, progress, db)
-
-
-def _variant_sets(texts: Sequence[str], names: Names, kinds: Names, user: Any, chat: Any, names_param: str) -> list[VariantSet]:
-    """Every prompt's variants, checked: each prompt keeps at least one to measure."""
-    require_bool("chat", chat)
-    chosen = parse_names(names, names_param)
-    kept = parse_names(kinds, "kinds")
-    vsets = build_variant_sets(texts, chat, chosen, kept, user_variants_of(user))
-    for vset in vsets:
-        if not vset.variants:
-            why = "; ".join(f"{s['name']}: {s['note']}" for s in vset.skipped) or "none is selected"
-            raise ParameterError(f"no variant of {vset.original.prompt!r} is left to measure ({why})", param=names_param)
-    return vsets
 
 
 def _check_fits(engine: Engine, vsets: Sequence[VariantSet], max_new_tokens: int) -> None:

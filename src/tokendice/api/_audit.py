@@ -21,7 +21,7 @@ from tokendice.api._registry import loads
 from tokendice.engines.base import Engine
 from tokendice.engines.spec import DTYPES, EngineSpec
 from tokendice.engines.threads import busy_note, default_threads
-from tokendice.errors import EngineError, ParameterError, StoreError
+from tokendice.errors import BusyMachineWarning, EngineError, ParameterError, StoreError
 from tokendice.experiments.audit.agreement import AgreementReport, chunks_of, compile_regex, run_agreement, store_agreement
 from tokendice.experiments.audit.audit import plan, run_audit, store_audit
 from tokendice.experiments.audit.conditions import FILLER_OFFSETS
@@ -38,9 +38,6 @@ from tokendice.store.records import RunRecord
 MAX_BATCH = 4096
 
 
-class BusyMachineWarning(RuntimeWarning):
-    """Other processes keep the cores busy: runs on several threads will be slow (the message
-    says what helps). Also kept in the report's `notes`."""
 
 
 def audit(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Union
 
-from tokendice.api.runs import load_run
+from tokendice.api._runs import load_run
 from tokendice.errors import ParameterError
 from tokendice.experiments.results import Result
 from tokendice.inputs import check_output_path
