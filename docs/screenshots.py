@@ -36,6 +36,11 @@ def main() -> None:
     shift = td.perturb(PROMPT, variants=["whitespace.trailing_space", "case.lower", "punct.question", "quotes.double"],
                        max_new_tokens=4, samples=200, db=db)
     shoot(shift.save_html(work / "perturb.html"), "report-perturb.png", height=1150)
+    seven = "Q: What is 7 plus 5?\nA: 7 plus 5 is"
+    run7 = td.sample(seven, n=200, max_new_tokens=3, top_k=5, seed=0, db=db)
+    exact7 = td.enumerate_completions(seven, max_new_tokens=3, top_k=5, max_nodes=400, db=db)
+    shoot(td.answers(run7, "number", exact=exact7).save_html(work / "answers.html"), "report-answers.png", height=900)
+    shoot(td.semantic(run7, extract="number", exact=exact7).save_html(work / "semantic.html"), "report-semantic.png", height=1250)
     print(f"wrote {', '.join(p.name for p in sorted(DOCS.glob('report-*.png')))} (runs in {db})")
 
 

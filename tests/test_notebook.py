@@ -27,7 +27,8 @@ def test_the_notebook_runs_and_its_results_draw_as_html(tmp_path, monkeypatch):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.outputs if "text/html" in o.get("data", {})]
-    assert len(html) >= 6  # the trace, the sample run, the enumeration, the audit, the perturbation, the runs
+    assert len(html) >= 8  # the trace, the sample run, the enumeration, the audit, the perturbation, answers, meaning, the runs
+    assert any("Answers" in h and "paris" in h for h in html) and any("Semantic entropy" in h for h in html)
     assert all("<script" not in h for h in html)
     assert sum("<svg" in h for h in html) >= 4  # charts, inline
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]

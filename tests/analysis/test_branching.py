@@ -9,13 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tokendice.analysis import (
-    ENDED,
-    first_divergence,
-    first_divergence_step,
-    next_token_counts_after,
-    step_token_distribution,
-)
+from tokendice.analysis import ENDED, first_divergence, first_divergence_step, next_token_counts_after, step_token_distribution
 from tokendice.errors import ParameterError
 
 

@@ -11,14 +11,7 @@ import torch
 from scipy.optimize import linprog
 from scipy.stats import entropy as scipy_entropy
 
-from tokendice.analysis import (
-    TVBound,
-    entropy,
-    js_divergence,
-    kl_divergence,
-    total_variation,
-    total_variation_bounds,
-)
+from tokendice.analysis import TVBound, entropy, js_divergence, kl_divergence, total_variation, total_variation_bounds
 from tokendice.errors import ParameterError
 
 LN2 = math.log(2)

@@ -9,8 +9,8 @@ import os
 import pytest
 
 import tokendice as td
-from tokendice.errors import BusyMachineWarning
 from tokendice.engines.fake import FakeEngine
+from tokendice.errors import BusyMachineWarning
 
 SCRIPT = "<script>alert(1)</script>"
 VOCAB = ["<eos>", "x", "a", "b", "c", "d", SCRIPT]

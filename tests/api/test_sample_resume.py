@@ -4,10 +4,9 @@ and a process killed with SIGKILL leaves a run that reads 'interrupted' and resu
 
 from __future__ import annotations
 
-import re
-
 import json
 import os
+import re
 import signal
 import subprocess
 import sys

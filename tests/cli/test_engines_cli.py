@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 from tokendice.cli import main
-from tokendice.engines.blackbox import request_seed
+from tokendice.engines.blackbox import request_seed, text_token_id
 from tokendice.engines.openai import OpenAIEngine
-from tokendice.engines.blackbox import text_token_id
 from tokendice.store import Store
 
 PROMPT = "The capital of France is"

@@ -7,9 +7,9 @@ import json
 import pytest
 
 import tokendice as td
+from tests.experiments.test_audit import GREEDY, batch_noise, fake, quiet_machine  # noqa: F401  (autouse)
 from tokendice.errors import ParameterError
 from tokendice.inputs import read_prompts
-from tests.experiments.test_audit import GREEDY, batch_noise, fake, quiet_machine  # noqa: F401  (autouse)
 
 PROMPTS = ["x", "xx", "xxx"]
 

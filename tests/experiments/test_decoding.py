@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.experiments.fake_models import flat_with_repeats, markov_chain, shallow_tree
 from tokendice.experiments.decoding.decode import decode, decode_batch
 from tokendice.params import RandomSpec, SamplingParams
-from tests.experiments.fake_models import flat_with_repeats, markov_chain, shallow_tree
 
 PARAMS = [
     SamplingParams(max_new_tokens=6),

@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from tokendice.engines.spec import OPENAI
-
 from tests.experiments.fake_models import markov_chain
 from tokendice.engines.fake import FakeEngine
+from tokendice.engines.spec import OPENAI
 from tokendice.errors import EngineError, ParameterError
 from tokendice.experiments.decoding.enumerate import enumerate_completions
 from tokendice.experiments.perturb.perturb import UNITS_PER_PROMPT, PerturbSettings, PromptReport, VariantResult, analyse_prompt

@@ -6,17 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tests.experiments.fake_models import markov_chain
+from tokendice.api._resume import recorded_engine
 from tokendice.errors import ParameterError, StoreError
 from tokendice.experiments.distribution.run import AnalysisOptions, summarise
-from tokendice.api._resume import recorded_engine
-from tokendice.experiments.distribution.sample import (
-    MemorySink,
-    SampleSpec,
-    StoreSink,
-    draw_samples,
-    load_sample_spec,
-    start_sample_run,
-)
+from tokendice.experiments.distribution.sample import MemorySink, SampleSpec, StoreSink, draw_samples, load_sample_spec, start_sample_run
 from tokendice.params import SamplingParams
 from tokendice.store import Store
 

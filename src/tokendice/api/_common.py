@@ -12,8 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
 from tokendice.engines.spec import ENGINE_KINDS, EngineSpec
-from tokendice.errors import suggest
-from tokendice.errors import ParameterError
+from tokendice.errors import ParameterError, suggest
 from tokendice.inputs import check_prompt
 from tokendice.params import SAMPLING_FIELDS, SamplingParams
 

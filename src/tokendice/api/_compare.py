@@ -10,8 +10,7 @@ from tokendice.api._common import EngineArg, check_context, sampler, store_conte
 from tokendice.api._registry import loads
 from tokendice.engines.base import Engine
 from tokendice.engines.spec import EngineSpec, engine_kind
-from tokendice.errors import suggest
-from tokendice.errors import EngineError, ParameterError, StoreError
+from tokendice.errors import EngineError, ParameterError, StoreError, suggest
 from tokendice.experiments.compare.compare import CompareReport, CompletionBudget, compare_work, pair_sides, run_compare, store_compare
 from tokendice.experiments.compare.diff import RunDiff, side_from_trace
 from tokendice.experiments.compare.diff import diff as diff_runs

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Any, Sequence, Union
+from typing import Any, Sequence
 
-from tokendice.api._resume import differ, refuse, resumed_engine
-from tokendice.api._variants import Names, UserVariants, variant_sets
 from tokendice.api._common import EngineArg, check_context, check_progress, engine_spec, load, preflight, prompts_of, sampler, store_context
 from tokendice.api._registry import loads, resumes
+from tokendice.api._resume import differ, refuse, resumed_engine
+from tokendice.api._variants import Names, UserVariants, variant_sets
 from tokendice.engines.base import Engine
 from tokendice.engines.spec import ENGINE_KINDS, EngineSpec
-from tokendice.errors import suggest
-from tokendice.errors import EngineError, ParameterError, RunInterrupted
+from tokendice.errors import EngineError, ParameterError, RunInterrupted, suggest
 from tokendice.experiments.decoding.prompting import encode_prompt
-from tokendice.experiments.perturb.perturb import UNITS_PER_PROMPT, PerturbSettings
+from tokendice.experiments.perturb.perturb import UNITS_PER_PROMPT, PerturbSettings, answer_spec
 from tokendice.experiments.perturb.suite import (
     PerturbReport,
     fill_perturb_run,
@@ -26,19 +25,11 @@ from tokendice.experiments.perturb.suite import (
     start_perturb_run,
     total_units,
 )
-from tokendice.experiments.perturb.variants import (
-    UserVariant,
-    VariantList,
-    VariantSet,
-    build_variant_sets,
-    parse_names,
-    user_variants_of,
-)
-from tokendice.params import SAMPLING_FIELDS, SamplingParams, require_bool
+from tokendice.experiments.perturb.variants import VariantSet, build_variant_sets, parse_names, user_variants_of
+from tokendice.params import SAMPLING_FIELDS, SamplingParams
 from tokendice.render.progress import ProgressOption, progress_bar
 from tokendice.store import Store
 from tokendice.store.records import RunRecord
-
 
 DEFAULT_MAX_NEW_TOKENS = 8
 """Completions compared by perturb are short: 8 new tokens unless `max_new_tokens` is given."""
@@ -58,6 +49,7 @@ def perturb(
     mass: float = 0.95,
     max_nodes: int = 300,
     distribution: bool = True,
+    answer: str | None = None,
     seed: int = 0,
     params: SamplingParams | None = None,
     save: bool = True,
@@ -71,7 +63,10 @@ def perturb(
     greedy output, the total variation between the completion distributions (exact where an
     enumeration of the original reaches `mass` within `max_nodes` prefixes, else from `samples`
     draws of the original scored exactly under each variant; `distribution=False` skips it),
-    and POSIX over the set. Give `prompt`, or `prompts` for a suite (summarised per variant
+    and POSIX over the set. `answer`, an answer spec ("number", "first-line", "choice:A,B,C,D", ...
+    as in `answers()`): also the total variation between the answer distributions, hard bounds from
+    the original's completions and each variant's own (enumerated too, within `max_nodes`), scored
+    under both prompts and grouped by answer. Give `prompt`, or `prompts` for a suite (summarised per variant
     kind). `variants`, `kinds` and `user_variants` choose the variants as in `variants()`.
     `sampling` takes the SamplingParams keywords (temperature, top_p, ...); `max_new_tokens`
     is 8 unless given. With `save`, the report is stored as a run after every prompt
@@ -86,7 +81,7 @@ def perturb(
         raise ParameterError(f"prompt must be a string (several go in prompts=[...]), got {prompt!r}", param="prompt")
     texts = prompts_of(prompt, "prompt") if prompt is not None else prompts_of(prompts, "prompts")
     vsets = variant_sets(texts, variants, kinds, user_variants, chat, "variants")
-    settings = PerturbSettings(chosen, seed, samples, mass, max_nodes, distribution)
+    settings = PerturbSettings(chosen, seed, samples, mass, max_nodes, distribution, answer=answer)
     check_progress(progress)
     spec = engine_spec(engine, model)
     if isinstance(spec, EngineSpec) and not spec.kind.white_box:
@@ -150,7 +145,7 @@ def _load(store: Store, record: RunRecord) -> PerturbReport:
 
 
 RUN_KEYWORDS = ("prompt", "prompts", "variants", "kinds", "user_variants", "chat", "samples", "mass", "max_nodes",
-                "distribution", "seed", "params", "save", *SAMPLING_FIELDS)
+                "distribution", "answer", "seed", "params", "save", *SAMPLING_FIELDS)
 """The `perturb` keywords a resume may repeat: each must equal what the run used."""
 ENGINE_KEYWORDS = ("engine", "model", *dict.fromkeys(o.name for kind in ENGINE_KINDS.values() for o in kind.options))
 
@@ -201,6 +196,8 @@ def _differing_settings(
     for name in ("samples", "mass", "max_nodes", "distribution", "seed"):
         if name in given and given[name] != getattr(settings, name):
             out.append(differ(name, given[name], getattr(settings, name)))
+    if "answer" in given and (given["answer"] and answer_spec(given["answer"])) != settings.answer:
+        out.append(differ("answer", given["answer"], settings.answer))
     if "params" in given and given["params"] is not None and given["params"] != settings.params:
         out.append(differ("params", given["params"], settings.params))
     for name in SAMPLING_FIELDS:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 from tokendice.api._runs import load_run
 from tokendice.errors import ParameterError

@@ -7,10 +7,11 @@ from typing import Any
 
 from tokendice.api._registry import LOADERS, RESUMERS
 from tokendice.errors import ParameterError, StoreError
-from tokendice.experiments.results import Result
 from tokendice.experiments.catalog.runs import RunInfo, RunList
+from tokendice.experiments.results import Result
 from tokendice.params import require_int
 from tokendice.store import Store
+
 
 def _registered() -> None:
     """Import the API modules, which register their loaders and resumers."""

@@ -8,26 +8,18 @@ from types import SimpleNamespace
 from typing import Any
 
 from tokendice.api import _common
-from tokendice.api._resume import Difference, differ, refuse, resumed_engine
 from tokendice.api._common import EngineArg, check_context, check_progress, engine_spec, preflight, prompts_of, sampler, store_context
 from tokendice.api._registry import loads, resumes
+from tokendice.api._resume import Difference, differ, refuse, resumed_engine
 from tokendice.engines.base import Engine, require_logits
 from tokendice.engines.blackbox import check_blackbox_request
 from tokendice.engines.spec import ENGINE_KINDS, EngineSpec
-from tokendice.errors import suggest
-from tokendice.errors import EngineError, ParameterError, RunInterrupted, StoreError
+from tokendice.errors import EngineError, ParameterError, RunInterrupted, StoreError, suggest
 from tokendice.experiments.decoding.enumerate import Enumeration
 from tokendice.experiments.decoding.enumerate import enumerate_completions as best_first
 from tokendice.experiments.decoding.prompting import encode_prompt
 from tokendice.experiments.distribution.run import AnalysisOptions, SampleRun, summarise
-from tokendice.experiments.distribution.sample import (
-    MemorySink,
-    SampleSpec,
-    StoreSink,
-    draw_samples,
-    load_sample_spec,
-    start_sample_run,
-)
+from tokendice.experiments.distribution.sample import MemorySink, SampleSpec, StoreSink, draw_samples, load_sample_spec, start_sample_run
 from tokendice.inputs import check_prompt
 from tokendice.params import SAMPLING_FIELDS, SamplingParams, require_bool, require_int, require_number
 from tokendice.render.progress import ProgressOption, progress_bar

@@ -7,14 +7,7 @@ from typing import Any, Sequence, Union
 
 from tokendice.api._common import prompts_of
 from tokendice.errors import ParameterError, suggest
-from tokendice.experiments.perturb.variants import (
-    UserVariant,
-    VariantList,
-    VariantSet,
-    build_variant_sets,
-    parse_names,
-    user_variants_of,
-)
+from tokendice.experiments.perturb.variants import UserVariant, VariantList, VariantSet, build_variant_sets, parse_names, user_variants_of
 from tokendice.params import require_bool
 
 Names = Union[str, Sequence[str], None]

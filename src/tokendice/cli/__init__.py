@@ -16,7 +16,7 @@ from typing import Sequence
 from tokendice._version import __version__
 from tokendice.errors import ParameterError, RunInterrupted, TokendiceError
 
-COMMANDS = ("trace", "sample", "enumerate", "runs", "models", "audit", "diff", "compare", "perturb", "report", "explore")
+COMMANDS = ("trace", "sample", "enumerate", "answers", "semantic", "runs", "models", "audit", "diff", "compare", "perturb", "report", "explore")
 
 
 def build_parser() -> argparse.ArgumentParser:

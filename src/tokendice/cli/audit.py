@@ -8,10 +8,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from tokendice.cli.common import (
-    add_model_args, add_sampling_args, add_store_args, engine_from_args, given, random_keywords, sampling_keywords,
-    show,
-)
+from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, engine_from_args, given, random_keywords, sampling_keywords, show
 from tokendice.engines.spec import EngineSpec
 from tokendice.errors import ParameterError
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from tokendice.cli.answers import add_answer_flag, show_with_answers
 from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, engine_from_args, given, sampling_keywords, show
+from tokendice.cli.semantic import add_judge_flag, show_with_meaning
 
 HELP = "enumerate completions exactly (best-first over the prefix tree) with their probabilities and the mass left"
 
@@ -17,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-prob", type=float, default=None, help="ignore prefixes less likely than this (default 1e-7)")
     p.add_argument("--rows", type=int, default=20, help="completions shown (default 20)")
     p.add_argument("--json", action="store_true", help="print the enumeration as JSON")
+    add_answer_flag(p)
+    add_judge_flag(p)
     add_sampling_args(p, max_new_tokens=10)
     add_model_args(p)
     add_store_args(p)
@@ -26,9 +30,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tokendice import api
 
+    if args.extract is not None:  # a bad spec fails before anything is computed
+        from tokendice.analysis.extract import AnswerSpec
+
+        AnswerSpec.parse(args.extract)
+    if args.judge is not None:  # so is a bad judge, or one whose model is not here
+        api.check_judge(args.judge)
     chat = {"chat": True} if args.chat else {}
     result = api.enumerate_completions(
         args.prompt, engine=engine_from_args(args), db=args.db, progress=False if args.json else None,
         **given(args, "mass", "max_nodes", "min_prob"), **chat, **sampling_keywords(args),
     )  # fmt: skip
+    if args.judge is not None:  # its semantic entropy (and answers, with --answer)
+        return show_with_meaning(result, args, rows=args.rows)
+    if args.extract is not None:
+        return show_with_answers(result, api.answers(result, args.extract), args, rows=args.rows)
     return show(result, args, rows=args.rows)

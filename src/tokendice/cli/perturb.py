@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--mass", type=float, default=None, help="enumeration target: exact TV when the original's completions reach this mass (default 0.95)")
     g.add_argument("--max-nodes", type=int, default=None, help="prefixes the enumeration may expand (default 300)")
     g.add_argument("--no-distribution", dest="distribution", action="store_false", default=None, help="skip the completion distributions (first step, greedy and POSIX only: much faster)")
+    g.add_argument("--answer", metavar="SPEC", default=None, help="also the TV between answer distributions (hard bounds from the original's completions and each variant's own, enumerated too, grouped by answer): exact, first-line, first-word, number, choice:A,B,C,D, regex:PATTERN, json:FIELD")
     p.add_argument("--details", action="store_true", help="with --prompts: show every prompt's full table, not only the summary")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (the POSIX matrix in full)")
     p.add_argument("--no-save", dest="save", action="store_false", default=None, help="do not store the report as a run")
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         choice["prompts"] = read_prompts(args.prompts)
     if args.prompt is not None:
         choice["prompt"] = args.prompt
-    settings = {**given(args, "samples", "mass", "max_nodes", "distribution", "save"), **random_keywords(args), **sampling_keywords(args)}
+    settings = {**given(args, "samples", "mass", "max_nodes", "distribution", "answer", "save"), **random_keywords(args), **sampling_keywords(args)}
     result: Any
     if args.resume is not None:
         result = api.resume(args.resume, kind="perturb", db=args.db, progress=_progress(args), **choice, **settings, **engine_flags_given(args))

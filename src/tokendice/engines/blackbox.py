@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
 from tokendice.errors import EngineError, ParameterError
-from tokendice.params import SamplingParams
 from tokendice.hashing import stream_hash
+from tokendice.params import SamplingParams
 
 LOGPROB_DISTRIBUTIONS = ("raw", "temperature-scaled", "processed", "unknown")
 """Which distribution a server's logprobs come from: softmax of the raw logits,

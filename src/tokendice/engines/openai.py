@@ -17,14 +17,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
-from tokendice.engines.blackbox import (
-    LOGPROBS_DISTRIBUTION,
-    OWNED_BY,
-    SERVERS,
-    BlackBoxCompletion,
-    completed_first,
-    request_seed,
-)
+from tokendice.engines.blackbox import LOGPROBS_DISTRIBUTION, OWNED_BY, SERVERS, BlackBoxCompletion, completed_first, request_seed
 from tokendice.engines.spec import OPENAI
 from tokendice.errors import EngineUnavailableError, ParameterError, ServerError
 from tokendice.params import SamplingParams

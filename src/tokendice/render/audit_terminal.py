@@ -14,6 +14,7 @@ from tokendice.experiments.audit.report import AuditReport, ConditionResult
 from tokendice.render.registry import renderer
 from tokendice.render.text import show_token
 
+
 def _num(x: float | None, fmt: str = ".2g") -> str:
     return "-" if x is None else ("0" if x == 0 else format(x, fmt))
 

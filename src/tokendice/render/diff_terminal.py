@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from tokendice.experiments.compare.diff import RunDiff, DiffSide
+from tokendice.experiments.compare.diff import DiffSide, RunDiff
 from tokendice.render.registry import renderer
 from tokendice.render.text import logprob, prob, show_token
 

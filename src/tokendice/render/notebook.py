@@ -94,7 +94,15 @@ def _align(value: Any) -> str:
 
 def _load_views() -> None:
     """Import the view modules (each registers its kinds with @view)."""
-    from tokendice.render.report import trace  # noqa: F401
-    from tokendice.render.report import perturb  # noqa: F401
-    from tokendice.render.report import audit, compare, diff  # noqa: F401
-    from tokendice.render.report import enumerate, explore, sample  # noqa: F401
+    from tokendice.render.report import (  # noqa: F401  # noqa: F401  # noqa: F401
+        answers,
+        audit,
+        compare,
+        diff,
+        enumerate,
+        explore,
+        perturb,  # noqa: F401
+        sample,
+        semantic,
+        trace,  # noqa: F401
+    )

@@ -66,6 +66,9 @@ def variants_table(report: PromptReport, sampling_column: bool = True) -> Table:
                ("p(orig top-1)", "right", None), ("greedy", "left", None), ("Δlogp/tok", "right", None)]
     if not sampling_column:
         columns = [c for c in columns if c[0] != "JS sampling"]
+    answers = any(r.answer_tv is not None for r in report.variants)
+    if answers:
+        columns.insert(4, (escape("answer TV [bounds]"), "right", None))
     for name, justify, width in columns:
         table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", max_width=width)  # type: ignore[arg-type]
     for r in report.variants:
@@ -77,6 +80,9 @@ def variants_table(report: PromptReport, sampling_column: bool = True) -> Table:
         ]
         if not sampling_column:
             del cells[5]
+        if answers:
+            t = r.answer_tv
+            cells.insert(4, "-" if t is None else f"{t.value:.3f} [{t.low:.3f}, {t.high:.3f}]")
         table.add_row(*cells)
     return table
 
@@ -105,6 +111,12 @@ def posix_table(report: PromptReport) -> Group | Text:
     return Group(legend, table)
 
 
+def d_completions(report: PromptReport) -> str:
+    """How many of the original's completions the answers were read from."""
+    listed = report.answers.get("listed") or [{}]
+    return str(listed[0].get("completions", report.distribution.get("completions", "listed")))
+
+
 def _distribution_line(report: PromptReport) -> str:
     d = report.distribution
     if d.get("method") == "skipped":
@@ -128,6 +140,12 @@ def prompt_renderable(report: PromptReport, sampling_column: bool = True) -> Gro
     intro.append(f"top-1 {show_token(o['top1']['text'])} p(model) {prob(o['top1']['model_prob'])}"
                  f" p(sampling) {prob(o['top1']['sampling_prob'])} · greedy {show_token(o['greedy_text'])}")
     parts: list[Any] = [intro, variants_table(report, sampling_column), Text(_distribution_line(report), style="dim")]
+    if report.answers:
+        a = report.answers
+        parts.append(Text(f"answer TV ({a['extract']}): the original's {d_completions(report)} {a['listed_from']} completions and each "
+                          "variant's own enumerated ones, scored under both prompts and grouped by answer; [low, high] are hard bounds "
+                          "(the unlisted mass of the original and of the variant may give any answer), the value their midpoint",
+                          style="dim"))
     if report.skipped:
         parts.append(Text("skipped: " + "; ".join(f"{s['name']} ({s['note']})" for s in report.skipped), style="dim"))
     parts.append(Text(f"POSIX (Chatterjee et al. 2024) over {len(report.posix['names'])} prompts: psi = "

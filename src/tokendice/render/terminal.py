@@ -22,6 +22,7 @@ MODULES = {
     "trace": "trace_terminal", "blackbox_trace": "blackbox_terminal", "sample": "sample_terminal", "enumerate": "sample_terminal",
     "audit": "audit_terminal", "audit_prompts": "audit_terminal", "compare": "compare_terminal", "diff": "diff_terminal",
     "perturb": "perturb_terminal", "variants": "perturb_terminal", "run_list": "runs_terminal",
+    "answers": "answers_terminal", "semantic": "semantic_terminal",
 }  # fmt: skip
 """Which module draws which kind of result (each registers its kinds with @renderer); only the one
 a result needs is imported, so printing a light result imports nothing heavy."""

@@ -18,7 +18,6 @@ import torch
 from tokendice.params import SamplingParams
 from tokendice.sampling.stages import Greedy, MinP, NoRepeatNGram, RepetitionPenalty, Stage, Temperature, TopK, TopP
 
-
 TIE_MARGIN = 8  # candidates beyond k, so that ties with the k-th logit are seen
 
 

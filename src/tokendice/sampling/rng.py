@@ -14,6 +14,7 @@ import torch
 
 from tokendice.hashing import stream_hash
 
+
 def uniforms(seed: int, sample_ids: np.ndarray, step: int) -> np.ndarray:
     """u(seed, i, step) in [0, 1) for each sample id i, as float64."""
     h = stream_hash(seed, np.asarray(sample_ids, dtype=np.uint64), step)

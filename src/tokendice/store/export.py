@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from tokendice.errors import StoreError
-from tokendice.store.db import Store
 from tokendice.jsonutil import finite_or_none
+from tokendice.store.db import Store
 
 FORMATS = ("jsonl", "csv", "parquet")
 SAMPLE_COLUMNS = (

@@ -21,7 +21,15 @@ from tokendice.analysis.branching import first_divergence
 from tokendice.engines.base import Engine
 from tokendice.errors import EngineError, TokendiceError
 from tokendice.experiments.audit.conditions import (
-    BASELINE, BATCH_SIZES, GROUPS, Condition, Outcome, applicable, build_conditions, forced_logprobs_of, run_once,
+    BASELINE,
+    BATCH_SIZES,
+    GROUPS,
+    Condition,
+    Outcome,
+    applicable,
+    build_conditions,
+    forced_logprobs_of,
+    run_once,
 )
 from tokendice.experiments.audit.controls import ENGINES, Setup, applied
 from tokendice.experiments.audit.providers import EngineProvider

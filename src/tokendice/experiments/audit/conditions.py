@@ -22,7 +22,18 @@ import torch
 from tokendice.engines.base import Engine, Tokenizer, left_pad
 from tokendice.engines.threads import default_threads
 from tokendice.experiments.audit.controls import (  # noqa: F401  (GROUPS, parse_groups, BATCH_SIZES: re-exported)
-    ATTENTION, ATTENTIONS, BASELINE, BATCH, BATCH_SIZES, DTYPE, DTYPES, ENGINES, GROUPS, KV_CACHE, THREADS, Setup,
+    ATTENTION,
+    ATTENTIONS,
+    BASELINE,
+    BATCH,
+    BATCH_SIZES,
+    DTYPE,
+    DTYPES,
+    ENGINES,
+    GROUPS,
+    KV_CACHE,
+    THREADS,
+    Setup,
     parse_groups,
 )
 from tokendice.experiments.audit.providers import EngineProvider

@@ -18,9 +18,9 @@ import torch
 
 from tokendice.engines.base import Engine, EngineState
 from tokendice.experiments.decoding.decode import Completion, logprobs_at
+from tokendice.hashing import stream_hash
 from tokendice.params import SamplingParams
 from tokendice.sampling.chain import SamplerChain
-from tokendice.hashing import stream_hash
 
 
 @dataclass

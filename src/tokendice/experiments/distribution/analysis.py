@@ -17,6 +17,7 @@ from tokendice.analysis import ENDED, FitResult, Frequency, first_divergence_ste
 from tokendice.experiments.decoding.enumerate import Enumeration
 from tokendice.store import SampleRecord
 
+
 def _float(value: Any) -> float:
     """A number read back from JSON, where NaN was written as null."""
     return math.nan if value is None else float(value)
@@ -105,6 +106,8 @@ class SampleAnalysis:
     spread: list[StepSpread] = field(default_factory=list)
     at_prefix: PrefixCheck | None = None
     prompt: str = ""
+    # the enumeration the exact probabilities came from (exact=True), kept in memory for td.answers; not in to_dict
+    enumeration: Enumeration | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -179,6 +182,7 @@ def analyze_samples(
         first_divergence_step=first_divergence_step([s.tokens for s in samples]) if n > 1 else None,
         spread=_spread(samples),
         prompt=prompt,
+        enumeration=exact,
     )
 
 

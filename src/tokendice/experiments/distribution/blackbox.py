@@ -11,14 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator, Sequence
 
-from tokendice.engines.blackbox import (
-    BlackBoxCompletion,
-    BlackBoxEngine,
-    check_blackbox_request,
-    check_consistency,
-    finish_reason,
-    text_token_id,
-)
+from tokendice.engines.blackbox import BlackBoxCompletion, BlackBoxEngine, check_blackbox_request, check_consistency, finish_reason, text_token_id
 from tokendice.params import SamplingParams
 from tokendice.store import SampleRecord
 

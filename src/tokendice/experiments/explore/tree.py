@@ -117,8 +117,8 @@ class Exploration(Result):
 
     def as_trace(self, branch_id: int) -> Trace:
         """A branch as a Trace (what the trace view draws)."""
-        from tokendice.sampling.chain import SamplerChain
         from tokendice.params import SamplingParams
+        from tokendice.sampling.chain import SamplerChain
 
         b = self.branch(branch_id)
         stages = SamplerChain.from_params(SamplingParams.from_dict(b.params)).labels

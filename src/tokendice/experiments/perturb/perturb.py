@@ -27,14 +27,15 @@ import numpy as np
 import torch
 
 from tokendice.analysis import first_divergence, js_divergence, posix_index
+from tokendice.analysis.extract import AnswerSpec
 from tokendice.engines.base import Engine
 from tokendice.errors import ParameterError
 from tokendice.experiments.decoding.branching import branch_sample
 from tokendice.experiments.decoding.decode import decode_batch
 from tokendice.experiments.decoding.enumerate import enumerate_completions
-from tokendice.experiments.perturb.score import PromptBatch, score_completions
-from tokendice.experiments.perturb.tv import TVEstimate, tv_exact, tv_samples
 from tokendice.experiments.decoding.prompting import encode_prompt
+from tokendice.experiments.perturb.score import PromptBatch, score_completions
+from tokendice.experiments.perturb.tv import TVEstimate, tv_answers, tv_exact, tv_samples
 from tokendice.experiments.perturb.variants import Variant, VariantSet
 from tokendice.params import RandomSpec, SamplingParams, require_bool, require_int, require_number
 from tokendice.sampling.chain import SamplerChain
@@ -45,6 +46,9 @@ Progress = Callable[[int, str], None]
 UNITS_PER_PROMPT = 100
 TOP_COMPLETIONS = 8
 """How many of the original's most likely completions a report keeps, with every prompt's probability of them."""
+OWN_COMPLETIONS = 256
+"""With an answer spec, each variant's most probable enumerated completions added to the original's (scored under the
+original): they hold most of the variant's mass; the rest widens the answer TV's bounds, as any unlisted mass does."""
 ENUMERATE_IF_UNSEEN = 0.5
 """Enumerate the original only when at most this share of its samples are singletons."""
 
@@ -60,6 +64,7 @@ class PerturbSettings:
     max_nodes: int = 300
     distribution: bool = True
     max_rows: int = 256
+    answer: str | None = None  # an answer spec: also the TV between answer distributions (None: not measured)
 
     def __post_init__(self) -> None:
         if not isinstance(self.params, SamplingParams):
@@ -70,10 +75,16 @@ class PerturbSettings:
         require_bool("distribution", self.distribution)
         require_int("max_rows", self.max_rows, 1)
         RandomSpec(self.seed)
+        if self.answer is not None:
+            object.__setattr__(self, "answer", answer_spec(self.answer))
+            if not self.distribution:
+                raise ParameterError("answer= compares answer distributions, which distribution=False skips", param="answer")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["params"] = self.params.to_dict()
+        if self.answer is None:  # as runs without answers were always stored
+            del data["answer"]
         return data
 
     @classmethod
@@ -101,11 +112,19 @@ class VariantResult:
     orig_response_delta: float  # per-token change of log p(original's greedy response) under this prompt
     tv: TVEstimate | None = None
     rank: int = 0
+    # with an answer spec: TV between the answer distributions (hard bounds, see `tv_answers`), and the
+    # variant's p(sampling) of the completions it was computed from
+    answer_tv: TVEstimate | None = None
+    answer_listed_mass: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["variant"] = self.variant.to_dict()
         data["tv"] = self.tv.to_dict() if self.tv else None
+        if self.answer_tv is None:  # as runs without answers were always stored
+            del data["answer_tv"], data["answer_listed_mass"]
+        else:
+            data["answer_tv"] = self.answer_tv.to_dict()
         return data
 
     @classmethod
@@ -114,6 +133,7 @@ class VariantResult:
         fields = copy.deepcopy(data)
         fields["variant"] = Variant.from_dict(fields["variant"])
         fields["tv"] = None if fields["tv"] is None else TVEstimate.from_dict(fields["tv"])
+        fields["answer_tv"] = None if fields.get("answer_tv") is None else TVEstimate.from_dict(fields["answer_tv"])
         fields["orig_response_delta"] = _or(fields["orig_response_delta"], -math.inf)  # JSON wrote -inf as null
         return cls(**fields)
 
@@ -133,10 +153,14 @@ class PromptReport:
     # the original's most likely completions and every prompt's p(sampling) of them (see `_top_completions`);
     # empty when the distributions were not measured, and in runs stored before it was kept
     top_completions: dict[str, Any] = field(default_factory=dict)
+    # with an answer spec: the original's most probable answers and every prompt's p(sampling) of them (see `_answers`)
+    answers: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["variants"] = [v.to_dict() for v in self.variants]
+        if not self.answers:  # as runs without answers were always stored
+            del data["answers"]
         return data
 
     @classmethod
@@ -150,6 +174,14 @@ class PromptReport:
         return cls(**fields, variants=[VariantResult.from_dict(v) for v in data["variants"]])
 
 
+def answer_spec(spec: Any) -> str:
+    """An answer spec, checked, as its canonical string (the keyword is `answer`)."""
+    try:
+        return str(AnswerSpec.parse(spec))
+    except ParameterError as exc:
+        raise ParameterError(str(exc), param="answer") from None
+
+
 def _or(value: float | None, non_finite: float) -> float:
     return non_finite if value is None else value
 
@@ -158,7 +190,7 @@ def analyse_prompt(
     engine: Engine, vset: VariantSet, settings: PerturbSettings, progress: Progress | None = None
 ) -> PromptReport:
     """Measure every variant of `vset` against its original on `engine`."""
-    meter = _Meter(progress, settings.distribution)
+    meter = _Meter(progress, settings.distribution, settings.answer is not None)
     variants, skipped, ids = _encode(engine, vset)
     if not variants:
         raise ParameterError(f"no variant of {vset.original.prompt!r} is left to measure (all were skipped)", param="variants")
@@ -179,8 +211,10 @@ def analyse_prompt(
     lengths = [max(1, len(r)) for r in responses]
     names = [v.name for v in everyone]
     top: dict[str, Any] = {}
+    answered: dict[str, Any] = {}
+    answer_tvs: list[TVEstimate | None] = [None] * len(variants)
     if settings.distribution:
-        tvs, dist_info, top = _distributions(engine, batch, settings, meter, names)
+        tvs, dist_info, top, answered, answer_tvs = _distributions(engine, batch, settings, meter, names)
     else:
         tvs, dist_info = [None] * len(variants), {"method": "skipped"}
     meter.finish()
@@ -205,6 +239,8 @@ def analyse_prompt(
                 greedy_divergence=first_divergence(responses[0], responses[i]),
                 orig_response_delta=float((loglik[i, 0] - loglik[0, 0]) / lengths[0]),
                 tv=tvs[i - 1],
+                answer_tv=answer_tvs[i - 1],
+                answer_listed_mass=answered["listed_mass"][i] if answered else None,
             )
         )
     _rank(results)
@@ -222,7 +258,8 @@ def analyse_prompt(
         "greedy_tokens": list(responses[0]),
         "greedy_text": decode(list(responses[0])),
     }
-    return PromptReport(vset.original.prompt, vset.original.chat, original, results, vset.skipped + skipped, posix, dist_info, meter.seconds, top)
+    return PromptReport(vset.original.prompt, vset.original.chat, original, results, vset.skipped + skipped, posix, dist_info, meter.seconds,
+                        top, answered)
 
 
 def _encode(engine: Engine, vset: VariantSet) -> tuple[list[Variant], list[dict[str, str]], list[list[int]]]:
@@ -248,7 +285,7 @@ def _encode(engine: Engine, vset: VariantSet) -> tuple[list[Variant], list[dict[
 
 def _distributions(
     engine: Engine, batch: PromptBatch, settings: PerturbSettings, meter: _Meter, names: list[str]
-) -> tuple[list[TVEstimate], dict[str, Any], dict[str, Any]]:
+) -> tuple[list[TVEstimate], dict[str, Any], dict[str, Any], dict[str, Any], list[TVEstimate | None]]:
     """TV of each variant's completion distribution to the original's.
 
     The original is sampled first (branching sampler). When the samples say its
@@ -257,7 +294,8 @@ def _distributions(
     enumerated; if the enumeration reaches the target mass, TV is exact (hard
     bounds), else it comes from the samples. Diffuse distributions skip the
     enumeration, which could not reach the mass within its budget anyway.
-    Also returns the original's top completions with every prompt's probability of them.
+    Also returns the original's top completions with every prompt's probability of them, and
+    with an answer spec the answers (see `_answers`) and each variant's answer TV.
     """
     params = settings.params
     meter.stage("sample", f"sampling {settings.samples} completions of the original")
@@ -270,6 +308,7 @@ def _distributions(
     completions: list[tuple[int, ...]] = list(tally)
     counts: np.ndarray | None = np.asarray(list(tally.values()), dtype=np.float64)
     meter.stage("enumerate", "enumerating the original's completions")
+    enumeration = None
     if unseen <= ENUMERATE_IF_UNSEEN:
         enumeration = enumerate_completions(engine, batch.ids[0], params, mass=settings.mass, max_nodes=settings.max_nodes)
         info["enumeration"] = {"found_mass": enumeration.found_mass, "expanded": enumeration.expanded,
@@ -282,10 +321,12 @@ def _distributions(
     scores = score_completions(engine, batch, completions, params, settings.max_rows, meter.pairs(len(batch.ids) * len(completions)))
     p, q = scores.sampling[0], scores.sampling[1:]
     top = _top_completions(engine, completions, scores.sampling, names, info["method"])
+    short = enumeration if counts is not None else None  # an enumeration that missed the mass: its completions help answers
+    answered, answer_tvs = _answers(engine, batch, completions, scores.sampling, names, info["method"], settings, meter, short)
     if counts is None:
         info["scored_mass"] = float(np.exp(p).sum())
-        return tv_exact(p, q), info, top
-    return tv_samples(p, q, counts), info, top
+        return tv_exact(p, q), info, top, answered, answer_tvs
+    return tv_samples(p, q, counts), info, top, answered, answer_tvs
 
 
 def _top_completions(
@@ -306,6 +347,80 @@ def _top_completions(
     }
 
 
+def _answers(
+    engine: Engine, batch: PromptBatch, completions: list[tuple[int, ...]], sampling: np.ndarray, names: list[str], method: str,
+    settings: PerturbSettings, meter: _Meter, enumeration: Any = None,
+) -> tuple[dict[str, Any], list[TVEstimate | None]]:
+    """With an answer spec: every variant's answer TV, hard bounds (`tv_answers`) over the original's
+    listed completions (scored under every prompt) and the variant's own completions, enumerated
+    with the same budget and scored under the original: a variant may say the original's answers
+    in words the original never uses (" 12" after "is", "12" after "is "), which the original's
+    completions alone cannot see. When the original's completions are its samples, the most probable
+    of its `enumeration` (one that missed the target mass) join them, scored under every prompt.
+    Answers are read without the end-of-sequence token. Also the original's TOP_COMPLETIONS most
+    probable answers with every prompt's p(sampling) of them over the completions listed for it:
+    probs[i][k] for prompt i in the order of `names` (the original first)."""
+    if settings.answer is None:
+        return {}, [None] * (len(names) - 1)
+    read = AnswerSpec.parse(settings.answer)
+    eos = set(engine.tokenizer.eos_token_ids)
+    said: dict[tuple[int, ...], str] = {}
+
+    def answer(c: tuple[int, ...]) -> str:
+        if c not in said:
+            said[c] = read(engine.tokenizer.decode(list(c[:-1] if c and c[-1] in eos else c)))
+        return said[c]
+
+    meter.stage("answers", "enumerating each variant's own completions (answers)")
+    probs = np.exp(sampling)
+    among = "enumerated" if method == "exact" else "sampled"
+    if enumeration is not None:
+        seen = set(completions)
+        more = [c.tokens for c in enumeration.completions[:OWN_COMPLETIONS] if c.tokens not in seen]
+        if more:
+            scored = score_completions(engine, batch, more, settings.params, settings.max_rows, meter.pairs(len(batch.ids) * len(more)))
+            completions, probs = list(completions) + more, np.hstack([probs, np.exp(scored.sampling)])
+            among = "sampled and enumerated"
+    own = [enumerate_completions(engine, batch.ids[i], settings.params, mass=settings.mass, max_nodes=settings.max_nodes)
+           for i in range(1, len(names))]  # fmt: skip
+    index = {c: k for k, c in enumerate(completions)}
+    own_listed = [[c for c in e.completions[:OWN_COMPLETIONS] if c.tokens not in index] for e in own]  # most probable first
+    extra = list(dict.fromkeys(c.tokens for theirs in own_listed for c in theirs))
+    p_extra: dict[tuple[int, ...], float] = {}
+    if extra:  # the variants' own completions under the original prompt
+        scored = score_completions(engine, PromptBatch.prefill(engine, [batch.ids[0]]), extra, settings.params, settings.max_rows,
+                                   meter.pairs(len(extra)))  # fmt: skip
+        p_extra = dict(zip(extra, np.exp(scored.sampling[0]).tolist()))
+    tvs, rows, listed = [], [], []
+    _, original, _ = tv_answers(probs[0], probs[0], [answer(c) for c in completions])
+    rows.append(original)
+    listed.append({"completions": len(completions), "original_mass": float(probs[0].sum()), "variant_mass": None})
+    for i, (e, theirs) in enumerate(zip(own, own_listed), 1):
+        keys = completions + [c.tokens for c in theirs]
+        p = probs[0].tolist() + [p_extra[c.tokens] for c in theirs]
+        q = probs[i].tolist() + [c.prob for c in theirs]
+        tv, _, q_answers = tv_answers(p, q, [answer(c) for c in keys])
+        tvs.append(tv)
+        rows.append(q_answers)
+        listed.append({"completions": len(keys), "original_mass": math.fsum(p), "variant_mass": math.fsum(q),
+                       "variant_enumeration": {"found_mass": e.found_mass, "expanded": e.expanded}})  # fmt: skip
+    top = sorted(original, key=lambda a: (-original[a], a))[:TOP_COMPLETIONS]
+    return {
+        "extract": settings.answer,
+        "names": list(names),
+        "answers": top,
+        "probs": [[row.get(a, 0.0) for a in top] for row in rows],
+        "distinct": len(original),
+        "listed_from": among,
+        "listed": listed,
+        "listed_mass": [d["original_mass"] if i == 0 else d["variant_mass"] for i, d in enumerate(listed)],
+        "note": f"the original's {len(top)} most probable answers ({settings.answer}) among its {len(completions)} {among} "
+                "completions; probs[i][k] = p(sampling), given prompt i (names[i], the original first), of the listed completions "
+                "giving answer k: the original's, and for a variant also its own enumerated ones (listed[i]); listed_mass[i] = "
+                "p(sampling) of them all under prompt i",
+    }, tvs  # fmt: skip
+
+
 def _rank(results: list[VariantResult]) -> None:
     """Most disruptive first: by TV (when measured), then by the first-step JS divergence of the model."""
     results.sort(key=lambda r: (-(r.tv.value if r.tv else 0.0), -r.js_model, r.variant.name))
@@ -316,9 +431,11 @@ def _rank(results: list[VariantResult]) -> None:
 class _Meter:
     """Turns stages and scored pairs into progress units, UNITS_PER_PROMPT per prompt in all."""
 
-    def __init__(self, progress: Progress | None, distribution: bool) -> None:
+    def __init__(self, progress: Progress | None, distribution: bool, answers: bool = False) -> None:
         self.progress = progress
-        if distribution:
+        if distribution and answers:
+            self.weights = {"first": 5, "posix": 10, "sample": 15, "enumerate": 10, "score": 35, "answers": 25}
+        elif distribution:
             self.weights = {"first": 5, "posix": 10, "sample": 20, "enumerate": 10, "score": 55}
         else:
             self.weights = {"first": 30, "posix": 70}

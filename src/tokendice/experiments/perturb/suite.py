@@ -23,11 +23,16 @@ if TYPE_CHECKING:
     from tokendice.store.records import RunRecord
 
 
+ANSWER_COLUMNS = ("answer_tv", "answer_tv_low", "answer_tv_high")
+
+
 @dataclass(repr=False)
 class PerturbReport(Result):
     """Prompt sensitivity (`tokendice.perturb`): for every prompt, how far each variant moved the
     output (a PromptReport, variants ranked most disruptive first), and a summary over the prompts
-    (per variant kind and per variant; POSIX, the mean psi)."""
+    (per variant kind and per variant; POSIX, the mean psi). With an answer spec (`settings.answer`),
+    each variant also has the TV between the answer distributions (`answer_tv`, hard bounds), and
+    `to_dataframe()` the columns answer_tv, answer_tv_low, answer_tv_high."""
 
     kind: ClassVar[str] = "perturb"
     COLUMNS: ClassVar[tuple[str, ...]] = (
@@ -65,6 +70,10 @@ class PerturbReport(Result):
         prompts = [PromptReport.from_dict(p) for p in data["prompts"]]
         return cls(data["engine"], data["model"], settings, prompts, summarize(prompts), {}, float(data.get("seconds") or 0.0), data.get("run_id"))
 
+    def columns(self) -> list[str]:
+        """COLUMNS, and with an answer spec the answer TV (its midpoint and hard bounds)."""
+        return [*self.COLUMNS, *ANSWER_COLUMNS] if self.settings.answer else list(self.COLUMNS)
+
     def rows(self) -> list[dict[str, Any]]:
         """One row per (prompt, variant), in rank order within each prompt."""
         rows = []
@@ -78,6 +87,9 @@ class PerturbReport(Result):
                     "js_sampling": r.js_sampling, "top1_changed": r.top1_changed, "greedy_same": r.greedy_same,
                     "greedy_divergence": r.greedy_divergence, "orig_top1_model_prob": r.orig_top1_model_prob,
                 })  # fmt: skip
+                if self.settings.answer:
+                    a = r.answer_tv
+                    rows[-1].update(answer_tv=a.value if a else None, answer_tv_low=a.low if a else None, answer_tv_high=a.high if a else None)
         return rows
 
     def headline(self) -> str:
@@ -247,6 +259,8 @@ def _mean(values: list[float]) -> float | None:
 
 def _group(results: list[VariantResult]) -> dict[str, Any]:
     tvs = [r.tv.value for r in results if r.tv is not None]
+    answer_tvs = [r.answer_tv.value for r in results if r.answer_tv is not None]
+    answered = {"mean_answer_tv": _mean(answer_tvs)} if answer_tvs else {}  # only where answers were measured
     return {
         "n": len(results),
         "mean_tv": _mean(tvs),
@@ -256,6 +270,7 @@ def _group(results: list[VariantResult]) -> dict[str, Any]:
         "greedy_change_rate": _mean([float(not r.greedy_same) for r in results]),
         "mean_orig_top1_model_prob": _mean([r.orig_top1_model_prob for r in results]),
         "mean_orig_response_delta": _mean([r.orig_response_delta for r in results]),
+        **answered,
     }
 
 

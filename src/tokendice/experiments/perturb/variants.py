@@ -16,8 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
-from tokendice.errors import suggest
-from tokendice.errors import ParameterError
+from tokendice.errors import ParameterError, suggest
 from tokendice.experiments.results import Result, clip
 
 FINAL_PUNCT = ".!?:;,"

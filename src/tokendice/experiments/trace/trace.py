@@ -20,9 +20,9 @@ from tokendice.analysis import entropy
 from tokendice.engines.base import Engine
 from tokendice.experiments.decoding.decode import decode
 from tokendice.experiments.decoding.prompting import encode_prompt
-from tokendice.params import RandomSpec, SamplingParams
 from tokendice.experiments.results import Result, clip, init_fields
 from tokendice.jsonutil import finite_json
+from tokendice.params import RandomSpec, SamplingParams
 from tokendice.sampling.chain import SamplerChain
 from tokendice.store import SampleRecord, Store
 

@@ -10,11 +10,9 @@ from html import escape
 from typing import Any, Sequence
 
 from tokendice.render.registry import view
-from tokendice.render.report.page import card, note
-from tokendice.render.report.svg import (
-    BLUE, GREEN, RED, Bar, Cell, LineChart, Series, bar_chart, good_bad_color, heatmap, line_chart, num, shorten,
-)
 from tokendice.render.report.compare import MAX_DOTS, wide
+from tokendice.render.report.page import card, note
+from tokendice.render.report.svg import BLUE, GREEN, RED, Bar, Cell, LineChart, Series, bar_chart, good_bad_color, heatmap, line_chart, num, shorten
 from tokendice.render.report.trace import token_text
 
 MAX_PROMPTS = 60

@@ -11,9 +11,7 @@ from typing import Any
 
 from tokendice.render.registry import view
 from tokendice.render.report.page import card, note
-from tokendice.render.report.svg import (
-    BLUE, GREEN, ORANGE, Bar, LineChart, Series, bar_chart, line_chart, nice_ceiling, num, shorten,
-)
+from tokendice.render.report.svg import BLUE, GREEN, ORANGE, Bar, LineChart, Series, bar_chart, line_chart, nice_ceiling, num, shorten
 from tokendice.render.report.trace import token_text
 
 MAX_STEPS = 400

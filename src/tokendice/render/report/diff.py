@@ -9,9 +9,9 @@ from html import escape
 from typing import Any
 
 from tokendice.render.registry import view
+from tokendice.render.report.compare import MAX_DOTS, wide
 from tokendice.render.report.page import card, note
 from tokendice.render.report.svg import BLUE, ORANGE, RED, LineChart, Series, line_chart, nice_ceiling, num
-from tokendice.render.report.compare import MAX_DOTS, wide
 from tokendice.render.report.trace import token_text
 
 DRIFT_ROWS = 40

@@ -110,6 +110,8 @@ def _variant_charts(p: Any, stages: bool) -> str:
             value_label="TV (red: greedy output changed)", x_max=nice_max(max(b.high or b.value for b in bars)),
             interval_label="hard bounds (exact)" if exact else f"95% interval (n={p.distribution.get('samples')} samples)",
         )))  # fmt: skip
+    if any(r.answer_tv is not None for r in p.variants):
+        parts.append(_scroll(_answer_chart(p)))
     bars = [Bar(f"{r.rank}. {r.variant.name}", r.js_model, marker=r.js_sampling if stages else None, color=GREEN,
                 tooltip=f"{r.rank}. {r.variant.name}: first-step JS p(model) {num(r.js_model)} nats · p(sampling) {num(r.js_sampling)} nats\n"
                         f"its top-1 {token_text(r.top1['text'])} (p(model) {num(r.top1['model_prob'])}); "
@@ -122,6 +124,71 @@ def _variant_charts(p: Any, stages: bool) -> str:
     return "".join(parts)
 
 
+def _answer_tv_text(r: Any, digits: int = 4) -> str:
+    t = r.answer_tv
+    return "–" if t is None else f"{num(t.value, digits)} [{num(t.low, digits)}, {num(t.high, digits)}]"
+
+
+def _answer_chart(p: Any) -> str:
+    a = p.answers
+    bars = [Bar(f"{r.rank}. {r.variant.name}", r.answer_tv.value if r.answer_tv else 0.0, r.answer_tv.low if r.answer_tv else None,
+                r.answer_tv.high if r.answer_tv else None, marker=r.tv.value if r.tv else None, color=GREEN,
+                tooltip=f"{r.rank}. {r.variant.name} ({r.variant.kind}), prompt {token_text(r.variant.prompt)}\n"
+                        f"answer TV {_answer_tv_text(r)} (hard bounds over {r.answer_tv.n if r.answer_tv else '–'} completions: the "
+                        f"original's {a.get('listed_from')} ones and the variant's own)\n"
+                        f"completion TV {_tv_text(r)}\nthe variant gives the listed completions p(sampling) {num(r.answer_listed_mass)}")
+            for r in p.variants]
+    return bar_chart(bars, title=f"the same variants: TV of the answer distribution ({a.get('extract')})",
+                     value_label="answer TV (midpoint of its bounds)", interval_label="hard bounds", marker_label="completion TV",
+                     x_max=nice_max(max([b.high or b.value for b in bars] + [b.marker or 0.0 for b in bars])))  # fmt: skip
+
+
+def _answer_how(p: Any) -> str:
+    a = p.answers
+    if not a:
+        return ""
+    return note(f"Answer TV: the total variation between the answer distributions ({a.get('extract')}, p(sampling)), over the "
+                f"original's {_listed(p)} {a.get('listed_from')} completions and the variant's own "
+                "enumerated ones, each scored under both prompts and grouped by answer (a variant may give the original's answers "
+                "in words the original never uses). Both answer distributions are known on them; the rest of the original's mass "
+                "and of the variant's may give any answer, so the whiskers are hard bounds: [max(0, S − the variant's rest), "
+                "min(1, S + the original's rest)], S the TV over the listed completions; the bar is their midpoint. The true answer "
+                "TV is never above the true completion TV (◆): grouping completions can only bring distributions closer.")
+
+
+def _listed(p: Any) -> Any:
+    """How many of the original's completions the answers were read from."""
+    listed = p.answers.get("listed") or [{}]
+    return listed[0].get("completions", p.distribution.get("completions"))
+
+
+def _answers_heatmap(p: Any, names_ranked: list[str]) -> str:
+    a = p.answers
+    if not a or not a.get("answers"):
+        return ""
+    names, answers, probs, listed = a["names"], a["answers"], a["probs"], a["listed_mass"]
+    row_of = {name: i for i, name in enumerate(names)}
+    order = ["original"] + [n for n in names_ranked if n in row_of]
+    high = max([x for row in probs for x in row] + [1e-9])
+    columns = [f"{k + 1}. " + ("(no answer)" if t == "<no answer>" else token_text(t)) for k, t in enumerate(answers)]
+    cells = []
+    for name in order:
+        i = row_of[name]
+        row = []
+        for k, answer in enumerate(answers):
+            tip = (f"{name}: p(sampling) of answer {columns[k]} = {num(probs[i][k])}, over the listed completions that give it\n"
+                   f"the original gives it {num(probs[0][k])}; the listed completions hold {num(listed[i])} of this prompt's p(sampling)")
+            row.append(Cell(probs[i][k], num(probs[i][k], 2), tip))
+        cells.append(row)
+    chart = heatmap(order, columns, cells, title=f"variant × the original's most probable answers ({a['extract']}): p(sampling) of each",
+                    scale_label="p(sampling) of the answer, over the listed completions", low=0.0, high=high, cell_w=72)
+    return ("<h3>the original's most probable answers, under every variant</h3>" + _scroll(chart)
+            + note(f"columns: the original's {len(answers)} most probable of its {a['distinct']} answers among its {a['listed_from']} "
+                   "completions; cells: the p(sampling) each prompt gives the listed completions that say it (the original's, and for "
+                   "a variant also its own enumerated ones): a lower bound on the answer's probability, as unlisted completions "
+                   "may say it too."))
+
+
 def _variant_table(p: Any, stages: bool) -> str:
     rows = []
     for r in p.variants:
@@ -130,11 +197,13 @@ def _variant_table(p: Any, stages: bool) -> str:
         rows.append(
             f'<tr><td class="n">{r.rank}</td><td>{escape(r.variant.name)}</td><td>{escape(r.variant.kind)}</td>'
             f'<td>{_code(r.variant.prompt)}{" (chat)" if r.variant.chat else ""}</td><td class="n" style="white-space:nowrap" title="{escape(_tv_how_short(r), quote=True)}">{escape(_tv_text(r, 3))}</td>'
-            f'<td class="n">{num(r.js_model)}</td>' + (f'<td class="n">{num(r.js_sampling)}</td>' if stages else "")
+            + (f'<td class="n" style="white-space:nowrap">{escape(_answer_tv_text(r, 3))}</td>' if p.answers else "")
+            + f'<td class="n">{num(r.js_model)}</td>' + (f'<td class="n">{num(r.js_sampling)}</td>' if stages else "")
             + f'<td{changed}>{_code(top["text"])} {num(top["model_prob"])}</td><td class="n">{num(r.orig_top1_model_prob)}</td>'
             f"<td>{_greedy(r)}<br>{_code(r.greedy_text)}</td><td class=\"n\">{_delta(r.orig_response_delta)}</td></tr>"
         )
-    head = ("<th>#</th><th>variant</th><th>kind</th><th>prompt</th><th>TV [low, high]</th><th>JS p(model)</th>"
+    head = ("<th>#</th><th>variant</th><th>kind</th><th>prompt</th><th>TV [low, high]</th>"
+            + ("<th>answer TV [bounds]</th>" if p.answers else "") + "<th>JS p(model)</th>"
             + ("<th>JS p(sampling)</th>" if stages else "")
             + "<th>top-1, p(model)</th><th>orig. top-1 p(model)</th><th>greedy output</th><th>Δ log p / token</th>")
     return (f'<div style="overflow-x:auto"><table class="td-variants"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
@@ -226,8 +295,8 @@ def _prompt_body(p: Any, stages: bool) -> str:
              f'{_code(top1["text"])} p(model) {num(top1["model_prob"])}, p(sampling) {num(top1.get("sampling_prob"))} · greedy '
              f'{_code(o["greedy_text"])}</p>')
     ranked = [r.variant.name for r in p.variants]
-    return (intro + _variant_charts(p, stages) + note(_tv_how(p)) + _variant_table(p, stages) + _skipped(p)
-            + _top_completions(p, ranked) + _posix(p))
+    return (intro + _variant_charts(p, stages) + note(_tv_how(p)) + _answer_how(p) + _variant_table(p, stages) + _skipped(p)
+            + _top_completions(p, ranked) + _answers_heatmap(p, ranked) + _posix(p))
 
 
 def _prompt_line(p: Any) -> str:
@@ -292,14 +361,17 @@ def _pct(x: float | None) -> str:
 
 
 def _summary_table(rows: Sequence[dict[str, Any]], key: str) -> str:
+    answers = any("mean_answer_tv" in r for r in rows)
     body = "".join(
         f'<tr><td>{escape(r[key])}</td><td class="n">{r["n"]}</td><td class="n">{num(r["mean_tv"])}</td>'
-        f'<td class="n">{num(r["mean_js_model"])}</td><td class="n">{num(r["mean_js_sampling"])}</td>'
+        + (f'<td class="n">{num(r.get("mean_answer_tv"))}</td>' if answers else "")
+        + f'<td class="n">{num(r["mean_js_model"])}</td><td class="n">{num(r["mean_js_sampling"])}</td>'
         f'<td class="n">{_pct(r["top1_change_rate"])}</td><td class="n">{_pct(r["greedy_change_rate"])}</td>'
         f'<td class="n">{_delta(r["mean_orig_response_delta"]) if r["mean_orig_response_delta"] is not None else "–"}</td></tr>'
         for r in rows
     )
-    return (f"<table><thead><tr><th>{key}</th><th>n</th><th>mean TV</th><th>mean JS p(model)</th><th>mean JS p(sampling)</th>"
+    return (f"<table><thead><tr><th>{key}</th><th>n</th><th>mean TV</th>" + ("<th>mean answer TV</th>" if answers else "")
+            + "<th>mean JS p(model)</th><th>mean JS p(sampling)</th>"
             f"<th>top-1 changed</th><th>greedy changed</th><th>mean Δ log p(model)/token</th></tr></thead><tbody>{body}</tbody></table>")
 
 

@@ -12,18 +12,7 @@ from typing import Any, Sequence
 from tokendice.params import SamplingParams
 from tokendice.render.registry import view
 from tokendice.render.report.page import card, note
-from tokendice.render.report.svg import (
-    BLUE,
-    Bar,
-    LineChart,
-    Series,
-    TreeNode,
-    bar_chart,
-    icicle,
-    line_chart,
-    num,
-    tree_blocks,
-)
+from tokendice.render.report.svg import BLUE, Bar, LineChart, Series, TreeNode, bar_chart, icicle, line_chart, num, tree_blocks
 from tokendice.render.text import show_token
 
 TOP = 15  # completions drawn as bars and listed
@@ -100,6 +89,13 @@ def completions_part(a: Any) -> str:
 FIT_NAMES = {"g": "G-test (likelihood ratio)", "chi2": "Pearson's chi-square test"}
 
 
+def fit_verdict(p_value: float, against: str) -> str:
+    """A goodness-of-fit test's verdict at the 5% level, in words (HTML)."""
+    if p_value >= 0.05:
+        return f'<span class="td-good">consistent with {against}</span> (p ≥ 0.05)'
+    return f'<span class="td-bad">the counts depart from {against}</span> (p &lt; 0.05: chance alone does this in 1 run of 20)'
+
+
 def fit_part(a: Any) -> str:
     """The goodness-of-fit test in words."""
     fit = a.fit
@@ -110,11 +106,7 @@ def fit_part(a: Any) -> str:
             why = f"no exact probabilities ({a.exact_source})"
         return f'<p><b>Goodness of fit:</b> no test: {escape(why)}.</p>'
     name = FIT_NAMES.get(fit.method, fit.method)
-    verdict = (
-        '<span class="td-good">consistent with the exact probabilities</span> (p ≥ 0.05)'
-        if fit.p_value >= 0.05
-        else '<span class="td-bad">the counts depart from the exact probabilities</span> (p &lt; 0.05: chance alone does this in 1 run of 20)'
-    )
+    verdict = fit_verdict(fit.p_value, "the exact probabilities")
     stat = "G" if fit.method == "g" else "χ²"
     return (f"<p><b>Goodness of fit:</b> {escape(name)} of the observed counts (n={fit.n}) against the exact probabilities "
             f"(p(sampling), from {escape(a.exact_source)}): {stat} = {num(fit.statistic)}, {fit.dof} degrees of freedom, "

@@ -56,6 +56,7 @@ class Bar:
     marker: float | None = None
     tooltip: str = ""
     color: str = BLUE
+    marker_high: float | None = None  # the marker's own interval [marker, marker_high], drawn as a line beneath it
 
 
 def bar_chart(bars: Sequence[Bar], *, title: str, value_label: str, marker_label: str = "", width: int = 720, label_width: int = 260,
@@ -65,7 +66,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, value_label: str, marker_label
     row, top, bottom = 20, 34, 30
     height = top + row * max(1, len(bars)) + bottom
     plot = width - label_width - 20
-    high = x_max or max([b.high or b.value for b in bars] + [b.marker or 0 for b in bars] + [1e-12])
+    high = x_max or max([b.high or b.value for b in bars] + [max(b.marker or 0, b.marker_high or 0) for b in bars] + [1e-12])
     scale = plot / high
     x0 = label_width
     parts = [_text(0, 14, title, extra='font-weight="600" font-size="12"')]
@@ -77,6 +78,9 @@ def bar_chart(bars: Sequence[Bar], *, title: str, value_label: str, marker_label
         if b.low is not None and b.high is not None:
             lo, hi, mid = x0 + b.low * scale, x0 + b.high * scale, y + row / 2
             parts.append(f'<path d="M{lo:.1f},{mid:.1f}H{hi:.1f}M{lo:.1f},{mid - 4:.1f}V{mid + 4:.1f}M{hi:.1f},{mid - 4:.1f}V{mid + 4:.1f}" stroke="#222" fill="none"/>')
+        if b.marker is not None and b.marker_high is not None and b.marker_high > b.marker:
+            ly = y + row - 3
+            parts.append(f'<path d="M{x0 + b.marker * scale:.1f},{ly:.1f}H{x0 + b.marker_high * scale:.1f}" stroke="{ORANGE}" stroke-width="2" stroke-opacity="0.6" fill="none"/>')
         if b.marker is not None:
             mx, my = x0 + b.marker * scale, y + row / 2
             parts.append(f'<path d="M{mx:.1f},{my - 6:.1f}L{mx + 5:.1f},{my:.1f}L{mx:.1f},{my + 6:.1f}L{mx - 5:.1f},{my:.1f}Z" fill="{ORANGE}" stroke="#fff"/>')
@@ -338,3 +342,89 @@ def nice_ceiling(x: float) -> float:
         return 1.0
     scale = 10 ** math.floor(math.log10(x))
     return next((m * scale for m in (1, 2, 2.5, 5, 10) if m * scale >= x * (1 - 1e-9)), 10 * scale)
+
+
+@dataclass
+class IntervalSeries:
+    """Estimates against x, each with an optional interval: points (x, value, low, high)."""
+
+    name: str
+    points: Sequence[tuple[float, float | None, float | None, float | None]]
+    color: str = BLUE
+    band: bool = True  # shade the intervals between points (else whiskers only)
+
+
+def interval_chart(series: Sequence[IntervalSeries], *, title: str, x_label: str, y_label: str,
+                   reference: tuple[float, float | None] | None = None, reference_label: str = "", log_x: bool = True,
+                   width: int = 720, height: int = 250) -> str:
+    """Estimates with their intervals against x (log scale by default, ticks at the x given), with an
+    optional reference: a band [low, high], a line when high == low, or a line with an arrow up when
+    high is None (only a lower bound is known)."""
+    left, right, top, bottom = 56, 16, 44, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    xs_all = sorted({p[0] for s in series for p in s.points})
+    ys_all = [v for s in series for p in s.points for v in p[1:] if v is not None and math.isfinite(v)]
+    if reference is not None:
+        ys_all += [reference[0]]
+    top_of_series = max(ys_all, default=1.0)
+    if reference is not None and reference[1] is not None and reference[1] <= 2 * top_of_series:
+        ys_all.append(reference[1])  # a reference far above the estimates is clipped (and labelled) instead
+    step = nice_ceiling(max(ys_all, default=1.0) * 1.05 / 4)  # a round tick step, 4 or 5 of them
+    ticks = max(1, math.ceil(max(ys_all, default=1.0) * 1.05 / step - 1e-9))
+    y_max = step * ticks
+    use_log = log_x and xs_all and xs_all[0] > 0 and len(xs_all) > 1
+    lo_x, hi_x = (xs_all[0], xs_all[-1]) if xs_all else (0.0, 1.0)
+    f = (lambda v: math.log10(v)) if use_log else (lambda v: v)  # noqa: E731
+    span = (f(hi_x) - f(lo_x)) or 1.0
+    xs = lambda v: left + plot_w * (0.5 if len(xs_all) < 2 else (f(v) - f(lo_x)) / span)  # noqa: E731
+    ys = lambda v: top + plot_h * (1 - min(max(v, 0.0), y_max) / y_max)  # noqa: E731
+    parts = [_text(0, 14, title, extra='font-weight="600" font-size="12"')]
+    for k in range(ticks + 1):
+        v = step * k
+        parts.append(f'<line x1="{left}" y1="{ys(v):.1f}" x2="{width - right}" y2="{ys(v):.1f}" stroke="#eee"/>'
+                     + _text(left - 6, ys(v) + 4, num(v, 3), "end", 'fill="#555"'))  # fmt: skip
+    parts.append(_text(12, top + plot_h / 2, y_label, "middle", f'transform="rotate(-90 12 {top + plot_h / 2:.0f})" fill="#555"'))
+    if reference is not None:
+        low, high = reference
+        if high is not None and high > low:
+            y0, y1 = ys(min(high, y_max)), ys(low)
+            parts.append(f'<g>{_title(f"{reference_label}: [{num(low)}, {num(high)}]")}<rect x="{left}" y="{y0:.1f}" width="{plot_w}" '
+                         f'height="{max(1.0, y1 - y0):.1f}" fill="{RED}" opacity="0.15"/></g>')  # fmt: skip
+        line = f"{reference_label}: {num(low)}" + (" (a lower bound; no upper bound known)" if high is None else "")
+        parts.append(f'<g>{_title(line)}<line x1="{left}" y1="{ys(low):.1f}" x2="{width - right}" y2="{ys(low):.1f}" stroke="{RED}" '
+                     f'stroke-dasharray="5 3"/></g>')  # fmt: skip
+        if high is not None and high > y_max:
+            parts.append(_text(width - right - 4, top + 12, f"upper end {num(high)}: above the chart", "end", f'fill="{RED}"'))
+        elif high is not None and high > low:
+            parts.append(f'<line x1="{left}" y1="{ys(high):.1f}" x2="{width - right}" y2="{ys(high):.1f}" '
+                         f'stroke="{RED}" stroke-dasharray="5 3"/>')  # fmt: skip
+    for s in series:
+        pts = [p for p in s.points if p[1] is not None and math.isfinite(p[1])]
+        banded = [p for p in pts if p[2] is not None and p[3] is not None]
+        if s.band and len(banded) > 1:
+            upper = "L".join(f"{xs(p[0]):.1f},{ys(p[3]):.1f}" for p in banded)  # type: ignore[arg-type]
+            lower = "L".join(f"{xs(p[0]):.1f},{ys(p[2]):.1f}" for p in reversed(banded))  # type: ignore[arg-type]
+            parts.append(f'<path d="M{upper}L{lower}Z" fill="{s.color}" opacity="0.14"/>')
+        if len(pts) > 1:
+            parts.append('<path d="M' + "L".join(f"{xs(p[0]):.1f},{ys(p[1]):.1f}" for p in pts)  # type: ignore[arg-type]
+                         + f'" fill="none" stroke="{s.color}" stroke-width="1.6"/>')  # fmt: skip
+        for x, v, low, high in pts:
+            interval = f" [{num(low)}, {num(high)}]" if low is not None and high is not None else ""
+            whisker = ""
+            if low is not None and high is not None:
+                whisker = f'<path d="M{xs(x):.1f},{ys(low):.1f}V{ys(high):.1f}" stroke="{s.color}" stroke-width="1"/>'
+            parts.append(f"<g>{_title(f'{x_label} {x:g}: {s.name} {num(v)}{interval}')}{whisker}"  # type: ignore[arg-type]
+                         f'<circle cx="{xs(x):.1f}" cy="{ys(v):.1f}" r="3" fill="{s.color}"/></g>')  # type: ignore[arg-type]
+    last_x = -1e9
+    for x in xs_all:  # tick labels at the x given, skipping those that would overlap
+        if xs(x) - last_x >= 26:
+            parts.append(_text(xs(x), height - bottom + 16, f"{x:g}", "middle", 'fill="#555"'))
+            last_x = xs(x)
+    parts.append(_text(left + plot_w / 2, height - 6, x_label + (" (log scale)" if use_log else ""), "middle", 'fill="#555"'))
+    x = left
+    for s in series:
+        parts.append(f'<rect x="{x}" y="{top - 19}" width="10" height="3" fill="{s.color}"/>' + _text(x + 14, top - 15, s.name))
+        x += 14 + 6.2 * len(s.name) + 16
+    if reference is not None:
+        parts.append(f'<rect x="{x}" y="{top - 22}" width="10" height="9" fill="{RED}" opacity="0.3"/>' + _text(x + 14, top - 15, reference_label, extra=f'fill="{RED}"'))
+    return _svg(width, height, "".join(parts), title)

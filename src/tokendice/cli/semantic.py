@@ -1,0 +1,84 @@
+"""tokendice semantic: semantic entropy of a stored sample run or enumeration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from tokendice.cli.common import add_store_args, given, show
+from tokendice.inputs import check_output_path
+
+HELP = "semantic entropy of a stored run: its completions (or answers) clustered by meaning, sampled and exact"
+JUDGE_HELP = ("when two answers mean the same: exact (default; equal after normalisation), embedding[:MODEL][@T] (cosine of "
+              "all-MiniLM-L6-v2 embeddings >= T, default 0.85), nli:MODEL (bidirectional entailment), llm[:ENGINE[:MODEL]][@T] "
+              "(a judge model's P(yes))")  # fmt: skip
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("semantic", help=HELP, description=HELP)
+    p.add_argument("run_id", metavar="RUN_ID", help="a sample run or an enumeration (id or unique prefix of 4+ characters)")
+    p.add_argument("--judge", default=None, metavar="SPEC", help=JUDGE_HELP)
+    p.add_argument("--answer", dest="extract", default=None, metavar="SPEC", help="cluster the answers read with this spec (number, first-line, "
+                   "first-word, choice:A,B,C,D, regex:PATTERN, json:FIELD) instead of whole completions")  # fmt: skip
+    p.add_argument("--exact", default=None, metavar="RUN_ID", help="an enumeration of the same prompt and sampler: the exact "
+                   "semantic entropy, with bounds from its unexplored mass, next to the sampled estimate")  # fmt: skip
+    p.add_argument("--prompt-index", type=int, default=None, help="which prompt of a run of several (default 0)")
+    p.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default 1000)")
+    p.add_argument("--html", metavar="FILE", help="also write an HTML view (the clusters and measures, charts included) to FILE")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_store_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tokendice import api
+
+    if args.html:
+        check_output_path(args.html, "html")
+    keywords = given(args, "judge", "extract", "exact", "prompt_index", "resamples")
+    result = api.semantic(args.run_id, db=args.db, **keywords)
+    if args.html:
+        result.save_html(args.html)
+    return show(result, args)
+
+
+def add_judge_flag(p: argparse.ArgumentParser) -> None:
+    """`--judge SPEC` on a command whose result has completions (sample, enumerate)."""
+    p.add_argument("--judge", metavar="SPEC", default=None, help="also the semantic entropy of the completions (of the answers, "
+                   f"with --answer; in --json: under \"semantic\"): {JUDGE_HELP}")  # fmt: skip
+
+
+def show_with_meaning(result: Any, args: argparse.Namespace, **options: Any) -> int:
+    """Print a sample run or an enumeration with its semantic entropy (--judge), and its answer
+    distribution too with --answer. With --json: the result's JSON with "semantic" added (and
+    "answers"): one object for an enumeration, a list of one per prompt for a sample run."""
+    from tokendice import api
+
+    per_prompt = result.kind == "sample"
+    if per_prompt:
+        exact = True if result.analyses and result.analyses[0].enumeration is not None else None
+        indices = range(len(result.analyses))
+        meaning: Any = [api.semantic(result, args.judge, extract=args.extract, exact=exact, prompt_index=i) for i in indices]
+        answers: Any = None if args.extract is None else [api.answers(result, args.extract, exact=exact, prompt_index=i) for i in indices]
+    else:
+        meaning = api.semantic(result, args.judge, extract=args.extract)
+        answers = None if args.extract is None else api.answers(result, args.extract)
+    if getattr(args, "json", False):
+        data = result.to_dict()
+        if answers is not None:
+            data["answers"] = [a.to_dict() for a in answers] if per_prompt else answers.to_dict()
+        data["semantic"] = [m.to_dict() for m in meaning] if per_prompt else meaning.to_dict()
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    from tokendice.render.terminal import make_console, print_result
+
+    console = make_console()
+    print_result(result, console, **options)
+    extras = (list(answers or []) + list(meaning)) if per_prompt else [r for r in (answers, meaning) if r is not None]
+    for extra in extras:
+        print_result(extra, console)
+    if getattr(result, "run_id", None):
+        console.print(f"[dim]stored as run {result.run_id} (tokendice runs show {result.run_id}; "
+                      f"tokendice semantic {result.run_id} --judge SPEC reads it again)[/]")  # fmt: skip
+    return 0

@@ -1,0 +1,1 @@
+"""Answers and meaning: what completions say (answer specs), their distribution, and semantic entropy."""
