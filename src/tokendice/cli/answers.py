@@ -1,11 +1,9 @@
 """tokendice answers: what a stored sample run's or enumeration's completions say, as an answer
-distribution; and the `--answer SPEC` flag that sample and enumerate share."""
+distribution; and the `--answer SPEC` flag that sample and enumerate share (with --judge: cli/semantic.py)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any, Sequence
 
 from tokendice.cli.common import add_store_args, show
 from tokendice.inputs import check_output_path
@@ -45,24 +43,3 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         result.save_html(args.html)
     return show(result, args, rows=args.rows)
-
-
-def show_with_answers(result: Any, answers: Any | Sequence[Any], args: argparse.Namespace, **options: Any) -> int:
-    """Print a command's result and the answer distribution(s) read from it: with --json, the result's
-    JSON with "answers" added (one distribution, or a list of one per prompt)."""
-    listed = list(answers) if isinstance(answers, (list, tuple)) else [answers]
-    if getattr(args, "json", False):
-        data = result.to_dict()
-        data["answers"] = [d.to_dict() for d in listed] if isinstance(answers, (list, tuple)) else answers.to_dict()
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-        return 0
-    from tokendice.render.terminal import make_console, print_result
-
-    console = make_console()
-    print_result(result, console, **options)
-    for d in listed:
-        print_result(d, console, **{k: v for k, v in options.items() if k == "rows"})
-    if getattr(result, "run_id", None):
-        console.print(f"[dim]stored as run {result.run_id} (tokendice runs show {result.run_id}; "
-                      f"tokendice answers {result.run_id} --answer SPEC reads it again)[/]")  # fmt: skip
-    return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from tokendice.cli.answers import add_answer_flag, show_with_answers
-from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, engine_from_args, given, sampling_keywords, show
-from tokendice.cli.semantic import add_judge_flag, show_with_meaning
+from tokendice.cli.answers import add_answer_flag
+from tokendice.cli.common import add_model_args, add_sampling_args, add_store_args, engine_from_args, given, sampling_keywords
+from tokendice.cli.semantic import add_judge_flag, check_meaning_flags, show_with_meaning
 
 HELP = "enumerate completions exactly (best-first over the prefix tree) with their probabilities and the mass left"
 
@@ -30,19 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tokendice import api
 
-    if args.extract is not None:  # a bad spec fails before anything is computed
-        from tokendice.analysis.extract import AnswerSpec
-
-        AnswerSpec.parse(args.extract)
-    if args.judge is not None:  # so is a bad judge, or one whose model is not here
-        api.check_judge(args.judge)
+    check_meaning_flags(args)
     chat = {"chat": True} if args.chat else {}
     result = api.enumerate_completions(
         args.prompt, engine=engine_from_args(args), db=args.db, progress=False if args.json else None,
         **given(args, "mass", "max_nodes", "min_prob"), **chat, **sampling_keywords(args),
     )  # fmt: skip
-    if args.judge is not None:  # its semantic entropy (and answers, with --answer)
-        return show_with_meaning(result, args, rows=args.rows)
-    if args.extract is not None:
-        return show_with_answers(result, api.answers(result, args.extract), args, rows=args.rows)
-    return show(result, args, rows=args.rows)
+    return show_with_meaning(result, args, rows=args.rows)  # with its answers and meaning, when asked

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tokendice.cli.answers import add_answer_flag, show_with_answers
+from tokendice.cli.answers import add_answer_flag
 from tokendice.cli.common import (
     add_model_args,
     add_sampling_args,
@@ -15,9 +15,8 @@ from tokendice.cli.common import (
     given,
     random_keywords,
     sampling_keywords,
-    show,
 )
-from tokendice.cli.semantic import add_judge_flag, show_with_meaning
+from tokendice.cli.semantic import add_judge_flag, check_meaning_flags, show_with_meaning
 
 HELP = "sample N completions (independent or branching), store them, and compare frequencies with exact probabilities"
 
@@ -48,12 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from tokendice import api
     from tokendice.errors import EngineError, ParameterError
 
-    if args.extract is not None:  # a bad spec fails before anything is computed
-        from tokendice.analysis.extract import AnswerSpec
-
-        AnswerSpec.parse(args.extract)
-    if args.judge is not None:  # so is a bad judge, or one whose model is not here
-        api.check_judge(args.judge)
+    check_meaning_flags(args)
     keywords = {**given(args, "n", "method", "batch_size", "at_prefix", "exact", "mass", "max_nodes"), **random_keywords(args), **sampling_keywords(args)}
     progress = False if args.json else None
     try:
@@ -81,13 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise type(exc)(_in_commands(str(exc))) from exc
     for warning in result.warnings:
         print(f"tokendice: warning: {warning}", file=sys.stderr)
-    if args.judge is not None:  # each prompt's semantic entropy (and answers, with --answer)
-        return show_with_meaning(result, args, rows=args.rows)
-    if args.extract is not None:  # each prompt's answers, beside the exact enumeration when --exact made one
-        exact = True if result.analyses and result.analyses[0].enumeration is not None else None
-        answers = [api.answers(result, args.extract, exact=exact, prompt_index=i) for i in range(len(result.analyses))]
-        return show_with_answers(result, answers, args, rows=args.rows)
-    return show(result, args, rows=args.rows)
+    return show_with_meaning(result, args, rows=args.rows)  # with each prompt's answers and meaning, when asked
 
 
 def _in_commands(message: str) -> str:

@@ -49,36 +49,49 @@ def add_judge_flag(p: argparse.ArgumentParser) -> None:
                    f"with --answer; in --json: under \"semantic\"): {JUDGE_HELP}")  # fmt: skip
 
 
-def show_with_meaning(result: Any, args: argparse.Namespace, **options: Any) -> int:
-    """Print a sample run or an enumeration with its semantic entropy (--judge), and its answer
-    distribution too with --answer. With --json: the result's JSON with "semantic" added (and
-    "answers"): one object for an enumeration, a list of one per prompt for a sample run."""
+def check_meaning_flags(args: argparse.Namespace) -> None:
+    """--answer and --judge fail before anything is computed: a bad spec, or a judge whose model is not here."""
     from tokendice import api
 
+    if args.extract is not None:
+        from tokendice.analysis.extract import AnswerSpec
+
+        AnswerSpec.parse(args.extract)
+    if args.judge is not None:
+        api.check_judge(args.judge)
+
+
+def show_with_meaning(result: Any, args: argparse.Namespace, **options: Any) -> int:
+    """Print a sample run or an enumeration, with its answer distribution (--answer) and its semantic
+    entropy (--judge) when asked: one of each for an enumeration, one per prompt for a sample run
+    (beside the exact enumeration when --exact made one). With --json: the result's JSON with
+    "answers" and "semantic" added (an object, or a list of one per prompt)."""
+    from tokendice import api
+
+    if args.extract is None and args.judge is None:
+        return show(result, args, **options)
     per_prompt = result.kind == "sample"
     if per_prompt:
         exact = True if result.analyses and result.analyses[0].enumeration is not None else None
-        indices = range(len(result.analyses))
-        meaning: Any = [api.semantic(result, args.judge, extract=args.extract, exact=exact, prompt_index=i) for i in indices]
-        answers: Any = None if args.extract is None else [api.answers(result, args.extract, exact=exact, prompt_index=i) for i in indices]
+        keywords = [{"exact": exact, "prompt_index": i} for i in range(len(result.analyses))]
     else:
-        meaning = api.semantic(result, args.judge, extract=args.extract)
-        answers = None if args.extract is None else api.answers(result, args.extract)
+        keywords = [{}]
+    answers = None if args.extract is None else [api.answers(result, args.extract, **k) for k in keywords]
+    meaning = None if args.judge is None else [api.semantic(result, args.judge, extract=args.extract, **k) for k in keywords]
     if getattr(args, "json", False):
         data = result.to_dict()
-        if answers is not None:
-            data["answers"] = [a.to_dict() for a in answers] if per_prompt else answers.to_dict()
-        data["semantic"] = [m.to_dict() for m in meaning] if per_prompt else meaning.to_dict()
+        for name, found in (("answers", answers), ("semantic", meaning)):
+            if found is not None:
+                data[name] = [r.to_dict() for r in found] if per_prompt else found[0].to_dict()
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
     from tokendice.render.terminal import make_console, print_result
 
     console = make_console()
     print_result(result, console, **options)
-    extras = (list(answers or []) + list(meaning)) if per_prompt else [r for r in (answers, meaning) if r is not None]
-    for extra in extras:
-        print_result(extra, console)
+    for extra in (answers or []) + (meaning or []):
+        print_result(extra, console, **{k: v for k, v in options.items() if k == "rows"})
     if getattr(result, "run_id", None):
-        console.print(f"[dim]stored as run {result.run_id} (tokendice runs show {result.run_id}; "
-                      f"tokendice semantic {result.run_id} --judge SPEC reads it again)[/]")  # fmt: skip
+        again = f"tokendice semantic {result.run_id} --judge SPEC" if meaning else f"tokendice answers {result.run_id} --answer SPEC"
+        console.print(f"[dim]stored as run {result.run_id} (tokendice runs show {result.run_id}; {again} reads it again)[/]")
     return 0
