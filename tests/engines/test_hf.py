@@ -47,3 +47,21 @@ def test_full_recompute_matches_kv_cache():
     cached = HFEngine()
     c = cached.extend(cached.prefill([ids]), torch.tensor([7042]))
     assert torch.allclose(no_cache.logits(s), cached.logits(c), atol=1e-4)
+
+
+def test_rewind_cuts_the_cache_back_to_the_same_logits(hf_engine):
+    """The explorer forks by rewinding a branch's state: extending the rewound state must give the
+    logits a state that never went further gives, bitwise, and leave the longer state usable."""
+    tok = hf_engine.tokenizer
+    ids = tok.encode("The capital of France is")
+    paris, city, dot = tok.encode(" Paris")[-1], tok.encode(" city")[-1], tok.encode(".")[-1]
+    one = hf_engine.extend(hf_engine.prefill([ids]), torch.tensor([paris]))
+    three = hf_engine.extend(hf_engine.extend(one, torch.tensor([dot])), torch.tensor([dot]))
+    three_logits = hf_engine.logits(three).clone()
+    forked = hf_engine.extend(hf_engine.rewind(three, 2), torch.tensor([city]))  # " Paris" then " city"
+    direct = hf_engine.extend(one, torch.tensor([city]))
+    assert torch.equal(hf_engine.logits(forked), hf_engine.logits(direct))
+    assert int(forked.lengths[0]) == int(direct.lengths[0]) == len(ids) + 2
+    assert torch.equal(hf_engine.logits(three), three_logits)  # the longer state is untouched
+    with pytest.raises(ValueError, match="cannot rewind"):
+        hf_engine.rewind(one, len(ids) + 1)
