@@ -38,8 +38,6 @@ from tokendice.store.records import RunRecord
 MAX_BATCH = 4096
 
 
-
-
 def audit(
     prompt: str,
     *,

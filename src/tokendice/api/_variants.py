@@ -38,8 +38,6 @@ def variants(
     return VariantList(variant_sets(texts, names, kinds, user_variants, chat, "names"))
 
 
-
-
 def variant_sets(texts: Sequence[str], names: Names, kinds: Names, user: Any, chat: Any, names_param: str) -> list[VariantSet]:
     """Every prompt's variants, checked: each prompt keeps at least one to measure."""
     require_bool("chat", chat)

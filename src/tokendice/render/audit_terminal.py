@@ -12,7 +12,7 @@ from rich.text import Text
 from tokendice.experiments.audit.agreement import AgreementReport
 from tokendice.experiments.audit.report import AuditReport, ConditionResult
 from tokendice.render.registry import renderer
-from tokendice.render.text import show_token
+from tokendice.render.text import setup_words, show_token
 
 
 def _num(x: float | None, fmt: str = ".2g") -> str:
@@ -25,16 +25,6 @@ def _style(c: ConditionResult) -> str:
     if not c.ran:
         return "dim"
     return "yellow" if c.max_logprob_diff else "green"
-
-
-def _setup_words(setup: dict[str, Any]) -> str:
-    n = setup["threads"]
-    threads = f"{n} thread{'' if n == 1 else 's'}"
-    if setup.get("threads_default", setup.get("all_threads")):  # all_threads: reports of earlier versions
-        threads += " (torch's default)"
-    cache = "KV cache on" if setup["kv_cache"] else "KV cache off"
-    det = ", deterministic algorithms" if setup.get("deterministic") else ""
-    return f"{setup['engine']}, batch {setup['batch_size']}, {setup['dtype']}, {threads}, {cache}, {setup['attention']}{det}"
 
 
 @renderer("audit")
@@ -51,7 +41,7 @@ def audit_renderable(report: AuditReport, notes: bool = True, **options: Any) ->
     intro = Text("prompt: ", style="bold")
     intro.append(report.prompt)
     intro.append("\nbaseline: ", style="bold")
-    intro.append(f"{_setup_words(base['setup'])}\n")
+    intro.append(f"{setup_words(base['setup'])}\n")
     intro.append("output: ", style="bold")
     intro.append(show_token(base["text"]))
     intro.append(f"   [{base['finish_reason']}, {len(base['tokens'])} tokens]", style="dim")

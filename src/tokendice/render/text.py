@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 
 def show_token(text: str) -> str:
@@ -35,3 +36,17 @@ def prob_style(p: float) -> str:
     if p >= 0.05:
         return "dark_orange"
     return "red"
+
+
+def setup_words(setup: dict[str, Any] | None) -> str:
+    """A setup in words: engine, batch, dtype, threads, KV cache, attention, deterministic."""
+    if not setup:
+        return "–"
+    n = setup.get("threads")
+    threads = f"{n} thread{'' if n == 1 else 's'}"
+    if setup.get("threads_default", setup.get("all_threads")):  # all_threads: reports of earlier versions
+        threads += " (torch's default)"
+    cache = "KV cache on" if setup.get("kv_cache") else "KV cache off"
+    det = ", deterministic algorithms" if setup.get("deterministic") else ""
+    return (f"{setup.get('engine')}, batch {setup.get('batch_size')}, {setup.get('dtype')}, {threads}, {cache}, "
+            f"{setup.get('attention')} attention{det}")

@@ -64,35 +64,35 @@ class EngineProvider(Protocol):
         ...
 
 
-class _Others:
-    """The other engines of an audit, by label; closes those it loaded itself."""
+class _OtherEngines:
+    """The other engines of an audit, by label (`_keep_others` in `__init__`); closes those it loaded itself."""
 
-    def __init__(self, others: Mapping[str, Other] | None) -> None:
+    def _keep_others(self, others: Mapping[str, Other] | None) -> None:
         self._others = dict(others or {})
-        self._loaded: set[str] = set()
+        self._others_loaded: set[str] = set()
 
-    def labels(self) -> list[str]:
+    def others(self) -> list[str]:
         return list(self._others)
 
-    def get(self, label: str) -> OtherEngine:
+    def other(self, label: str) -> OtherEngine:
         found = self._others[label]
         if isinstance(found, EngineSpec):
-            self._loaded.add(label)
+            self._others_loaded.add(label)
             return load_other(found)
         if isinstance(found, str) or hasattr(found, "kind"):
             return found  # type: ignore[return-value]
-        self._loaded.add(label)
+        self._others_loaded.add(label)
         return found()  # type: ignore[operator]
 
-    def release(self, label: str, engine: Any) -> None:
-        if label in self._loaded:
+    def release_other(self, label: str, engine: Any) -> None:
+        if label in self._others_loaded:
             close = getattr(engine, "close", None)
             if callable(close):
                 close()
             gc.collect()
 
 
-class FixedProvider:
+class FixedProvider(_OtherEngines):
     """A provider over an engine that is already built; `others` maps a label to another engine."""
 
     def __init__(
@@ -104,7 +104,7 @@ class FixedProvider:
         self._engine = engine
         self.name = engine.name
         self.model_id = engine.model_id
-        self._others = _Others(others)
+        self._keep_others(others)
         self.controls = controls | ({ENGINES} if others is not None else frozenset())
 
     def engine(self, setup: Setup) -> Engine:
@@ -113,17 +113,8 @@ class FixedProvider:
     def release(self, setup: Setup) -> None:
         return None
 
-    def others(self) -> list[str]:
-        return self._others.labels()
 
-    def other(self, label: str) -> OtherEngine:
-        return self._others.get(label)
-
-    def release_other(self, label: str, engine: Any) -> None:
-        self._others.release(label, engine)
-
-
-class HFProvider:
+class HFProvider(_OtherEngines):
     """Transformers engines for one model: one HFEngine per (dtype, attention, KV cache), each
     loaded from the baseline's spec with that control changed."""
 
@@ -135,7 +126,7 @@ class HFProvider:
         self.baseline = baseline
         self._loaded: dict[tuple[str, str, str, bool], Engine] = {baseline.model_key: engine}
         self.model_id = engine.model_id
-        self._others = _Others(others)
+        self._keep_others(others)
 
     def engine(self, setup: Setup) -> Engine:
         key = setup.model_key
@@ -146,15 +137,6 @@ class HFProvider:
     def release(self, setup: Setup) -> None:
         if setup.model_key != self.baseline.model_key and self._loaded.pop(setup.model_key, None) is not None:
             gc.collect()
-
-    def others(self) -> list[str]:
-        return self._others.labels()
-
-    def other(self, label: str) -> OtherEngine:
-        return self._others.get(label)
-
-    def release_other(self, label: str, engine: Any) -> None:
-        self._others.release(label, engine)
 
 
 def load_other(spec: EngineSpec) -> OtherEngine:

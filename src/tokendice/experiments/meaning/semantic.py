@@ -258,7 +258,6 @@ def _grouped(outcomes: Outcomes, extract: AnswerSpec | None) -> list[tuple[str, 
     return sorted(grouped.items(), key=key)
 
 
-
 def _sampled(samples: Outcomes, read: Any, label: dict[str, int]) -> Sampled:
     """The per-sample arrays of the measures. Distinct completions are told apart by text (two token
     sequences that decode alike count as one, with the sum of their probabilities)."""

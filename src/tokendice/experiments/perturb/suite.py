@@ -107,7 +107,6 @@ class PerturbReport(Result):
                 f"{self.summary.get('most_disruptive_kind')} · POSIX {posix:.3f} · {where}")
 
 
-
 def run_perturb(
     engine: Engine,
     vsets: Sequence[VariantSet],

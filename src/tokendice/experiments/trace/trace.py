@@ -240,7 +240,6 @@ def _entropy(logp: torch.Tensor) -> float:
     return float(entropy(logp.exp().numpy()))
 
 
-
 def store_trace(store: Store, engine: Engine, trace: Trace, chat: bool) -> str:
     """Keep a trace as a run of kind 'trace': its completion as sample 0 (what `diff` reads) and the
     trace itself as result 'trace'. Sets and returns `trace.run_id`."""

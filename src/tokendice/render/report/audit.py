@@ -14,6 +14,7 @@ from tokendice.render.report.compare import MAX_DOTS, wide
 from tokendice.render.report.page import card, note
 from tokendice.render.report.svg import BLUE, GREEN, RED, Bar, Cell, LineChart, Series, bar_chart, good_bad_color, heatmap, line_chart, num, shorten
 from tokendice.render.report.trace import token_text
+from tokendice.render.text import setup_words
 
 MAX_PROMPTS = 60
 """Prompts drawn as bars in an agreement view (the table lists up to MAX_ROWS)."""
@@ -29,20 +30,6 @@ def sampler_words(params: dict[str, Any], seed: int, rng: str) -> str:
     knobs = [f"temperature {params['temperature']}"] if params.get("temperature", 1.0) != 1.0 else []
     knobs += [f"{k} {params[k]}" for k in ("top_k", "top_p", "min_p") if params.get(k) not in (None, 0, 0.0, 1.0)]
     return ", ".join([f"seed {seed}", f"rng {rng}", *knobs])
-
-
-def setup_words(setup: dict[str, Any] | None) -> str:
-    """A setup in words: engine, batch, dtype, threads, KV cache, attention, deterministic."""
-    if not setup:
-        return "–"
-    n = setup.get("threads")
-    threads = f"{n} thread{'' if n == 1 else 's'}"
-    if setup.get("threads_default", setup.get("all_threads")):  # all_threads: reports of earlier versions
-        threads += " (torch's default)"
-    cache = "KV cache on" if setup.get("kv_cache") else "KV cache off"
-    det = ", deterministic algorithms" if setup.get("deterministic") else ""
-    return (f"{setup.get('engine')}, batch {setup.get('batch_size')}, {setup.get('dtype')}, {threads}, {cache}, "
-            f"{setup.get('attention')} attention{det}")
 
 
 def _verdict_class(c: Any) -> str:
