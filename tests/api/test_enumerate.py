@@ -10,16 +10,11 @@ import os
 import pytest
 
 import tokendice as td
+from tests.experiments.fake_models import HTML_VOCAB, SHALLOW_EXACT, SHALLOW_TABLE
 from tokendice.engines.fake import FakeEngine
 
-VOCAB = ["<eos>", "x", "a", "b", "c", "<script>alert(1)</script>"]
-TABLE = {
-    (): {"a": 0.5, "b": 0.3, "c": 0.2},
-    ("a",): {"a": 0.5, "<eos>": 0.5},
-    ("b",): {"c": 0.9, "<eos>": 0.1},
-    ("a", "a"): {"b": 0.7, "<eos>": 0.3},
-}
-EXACT = {"bc<eos>": 0.27, "a<eos>": 0.25, "c<eos>": 0.2, "aab<eos>": 0.175, "aa<eos>": 0.075, "b<eos>": 0.03}
+VOCAB, TABLE = HTML_VOCAB, SHALLOW_TABLE
+EXACT = SHALLOW_EXACT
 COLUMNS = ["rank", "text", "prob", "logprob", "model_prob", "model_logprob", "finish_reason", "n_tokens", "tokens"]
 
 

@@ -9,19 +9,11 @@ import math
 import pytest
 
 import tokendice as td
+from tests.experiments.fake_models import FORK_TABLE, FORK_VOCAB
 from tokendice.api import explore
 from tokendice.engines.fake import FakeEngine
 
-VOCAB = ["<eos>", "a", "b", "c"]
-TABLE = {
-    (): {"a": 0.5, "b": 0.3, "c": 0.2},
-    ("a",): {"b": 0.6, "<eos>": 0.4},
-    ("b",): {"a": 0.5, "c": 0.5},
-    ("c",): {"<eos>": 1.0},
-    ("a", "b"): {"<eos>": 1.0},
-    ("b", "a"): {"<eos>": 1.0},
-    ("b", "c"): {"<eos>": 1.0},
-}
+VOCAB, TABLE = FORK_VOCAB, FORK_TABLE
 A, B, C, EOS = 1, 2, 3, 0
 
 

@@ -10,19 +10,12 @@ import os
 import pytest
 
 import tokendice as td
-from tests.experiments.fake_models import markov_chain
+from tests.experiments.fake_models import HTML_VOCAB, SHALLOW_EXACT, SHALLOW_TABLE, markov_chain
 from tokendice.analysis import wilson_interval
 from tokendice.engines.fake import FakeEngine
 
-VOCAB = ["<eos>", "x", "a", "b", "c", "<script>alert(1)</script>"]
-TABLE = {
-    (): {"a": 0.5, "b": 0.3, "c": 0.2},
-    ("a",): {"a": 0.5, "<eos>": 0.5},
-    ("b",): {"c": 0.9, "<eos>": 0.1},
-    ("a", "a"): {"b": 0.7, "<eos>": 0.3},
-}
-EXACT = {"a<eos>": 0.25, "aab<eos>": 0.175, "aa<eos>": 0.075, "bc<eos>": 0.27, "b<eos>": 0.03, "c<eos>": 0.2}
-"""Every completion of TABLE with its probability (a product along the tree)."""
+VOCAB, TABLE = HTML_VOCAB, SHALLOW_TABLE
+EXACT = SHALLOW_EXACT
 COLUMNS = ["prompt_index", "prompt", "rank", "text", "count", "share", "ci_low", "ci_high", "exact_prob", "n"]
 
 

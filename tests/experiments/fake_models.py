@@ -7,17 +7,35 @@ import math
 from tokendice.engines.fake import FakeEngine
 
 VOCAB = ["<eos>", "x", "a", "b", "c", "d"]
+HTML_VOCAB = ["<eos>", "x", "a", "b", "c", "<script>alert(1)</script>"]
+"""A vocabulary with a token that must come out escaped in every view."""
+
+SHALLOW_TABLE = {
+    (): {"a": 0.5, "b": 0.3, "c": 0.2},
+    ("a",): {"a": 0.5, "<eos>": 0.5},
+    ("b",): {"c": 0.9, "<eos>": 0.1},
+    ("a", "a"): {"b": 0.7, "<eos>": 0.3},
+}
+"""A two-level tree with uneven branches and early stops."""
+SHALLOW_EXACT = {"bc<eos>": 0.27, "a<eos>": 0.25, "c<eos>": 0.2, "aab<eos>": 0.175, "aa<eos>": 0.075, "b<eos>": 0.03}
+"""Every completion of SHALLOW_TABLE with its probability (a product along the tree), most probable first."""
+
+FORK_VOCAB = ["<eos>", "a", "b", "c"]
+FORK_TABLE = {
+    (): {"a": 0.5, "b": 0.3, "c": 0.2},
+    ("a",): {"b": 0.6, "<eos>": 0.4},
+    ("b",): {"a": 0.5, "c": 0.5},
+    ("c",): {"<eos>": 1.0},
+    ("a", "b"): {"<eos>": 1.0},
+    ("b", "a"): {"<eos>": 1.0},
+    ("b", "c"): {"<eos>": 1.0},
+}
+"""A tree of at most three tokens to fork in: every branch's probability is a short product."""
 
 
 def shallow_tree() -> FakeEngine:
-    """A two-level tree with uneven branches and early stops."""
-    table = {
-        (): {"a": 0.5, "b": 0.3, "c": 0.2},
-        ("a",): {"a": 0.5, "<eos>": 0.5},
-        ("b",): {"c": 0.9, "<eos>": 0.1},
-        ("a", "a"): {"b": 0.7, "<eos>": 0.3},
-    }
-    return FakeEngine.from_table(VOCAB, table)
+    """A two-level tree with uneven branches and early stops (SHALLOW_TABLE)."""
+    return FakeEngine.from_table(VOCAB, SHALLOW_TABLE)
 
 
 def markov_chain() -> FakeEngine:
