@@ -14,6 +14,7 @@
     view: 0, // bumped on every selection, so a late answer for an old one is dropped
     lastFork: null, // what the last fork streamed, shown under the new branch
     sampleN: 100,
+    paramsEdit: 0, // bumped on every sampler change, so only the latest answer fills the form
   };
 
   const $ = (sel, root) => (root || document).querySelector(sel);
@@ -121,7 +122,6 @@
     const t = state.tree;
     $("#ex-prompt").textContent = t.prompt;
     $("#ex-model").textContent = `${t.model} (${t.engine})` + (t.run_id ? ` · run ${t.run_id}` : " · not stored");
-    fillParams(t.params);
     drawTree();
   }
 
@@ -518,8 +518,10 @@
   async function applyParams(ev) {
     const form = $("#ex-params");
     const changed = ev && ev.target && ev.target.name;
+    const edit = ++state.paramsEdit;
     try {
       const data = await api("POST", "/api/params", formParams());
+      if (edit !== state.paramsEdit) return; // a later change is on its way: its answer fills the form
       clearError();
       fillParams(data.params);
       await loadTree();
@@ -529,6 +531,7 @@
         if (state.step !== null) await selectStep(state.step);
       }
     } catch (err) {
+      if (edit !== state.paramsEdit) return; // a later change was sent: its answer says what holds
       if (changed && form.elements[changed]) form.elements[changed].setAttribute("aria-invalid", "true");
       showError("The sampler was not changed", err);
     }
@@ -554,6 +557,7 @@
       state.branch = null;
       state.lastFork = null;
       await loadTree();
+      fillParams(state.tree.params); // the imported tree's sampler
       await selectBranch(state.tree.branches.length ? state.tree.branches[0].id : 0);
     } catch (err) {
       showError("Could not import", err);
@@ -585,6 +589,7 @@
     $("#ex-import-file").addEventListener("change", importFile);
     try {
       await loadTree();
+      fillParams(state.tree.params);
       if (state.tree.branches.length) await selectBranch(state.tree.branches[0].id);
     } catch (err) {
       showError("Could not load the tree", err);
